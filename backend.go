@@ -1,0 +1,135 @@
+package shardkv
+
+import (
+	"context"
+	"time"
+)
+
+// Backend is where a clustered store keeps its data (cluster mode, the
+// reference's KvBackend). With one installed by [WithBackend], the Context
+// methods delegate to it and pass keys through unchecked; the backend
+// defines its own validation, quota and TTL rules. Implementations must be
+// safe for concurrent use. A backend reports a miss as found == false, not
+// as an error.
+type Backend interface {
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Set(ctx context.Context, key string, value []byte) error
+	SetWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Delete(ctx context.Context, key string) (bool, error)
+	Exists(ctx context.Context, key string) (bool, error)
+	ListKeys(ctx context.Context, prefix string) ([]string, error)
+	Increment(ctx context.Context, key string, delta int64) (int64, error)
+	CompareAndSwap(ctx context.Context, key string, expected, newValue []byte) (bool, error)
+}
+
+// remote reports whether a Context call goes to the backend, after the
+// checks every Context call makes first: a done ctx returns its error
+// before anything else happens, then a closed store returns ErrClosed.
+func (s *Store) remote(ctx context.Context) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if s.s.backend == nil {
+		return false, nil
+	}
+	if s.s.closed.Load() {
+		return false, ErrClosed
+	}
+	return true, nil
+}
+
+// GetContext is [Store.Get], delegated to the backend in cluster mode.
+func (s *Store) GetContext(ctx context.Context, key string) ([]byte, bool, error) {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return nil, false, err
+		}
+		return s.s.backend.Get(ctx, key)
+	}
+	return s.Get(key)
+}
+
+// SetContext is [Store.Set], delegated to the backend in cluster mode.
+func (s *Store) SetContext(ctx context.Context, key string, value []byte) error {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return err
+		}
+		return s.s.backend.Set(ctx, key, value)
+	}
+	return s.Set(key, value)
+}
+
+// SetWithTTLContext is [Store.SetWithTTL], delegated to the backend in
+// cluster mode.
+func (s *Store) SetWithTTLContext(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return err
+		}
+		return s.s.backend.SetWithTTL(ctx, key, value, ttl)
+	}
+	return s.SetWithTTL(key, value, ttl)
+}
+
+// DeleteContext is [Store.Delete], delegated to the backend in cluster mode.
+func (s *Store) DeleteContext(ctx context.Context, key string) (bool, error) {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return false, err
+		}
+		return s.s.backend.Delete(ctx, key)
+	}
+	return s.Delete(key)
+}
+
+// ExistsContext is [Store.Exists], delegated to the backend in cluster mode.
+// On the local path it fails only for a done ctx or a closed store.
+func (s *Store) ExistsContext(ctx context.Context, key string) (bool, error) {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return false, err
+		}
+		return s.s.backend.Exists(ctx, key)
+	}
+	if s.s.closed.Load() {
+		return false, ErrClosed
+	}
+	return s.Exists(key), nil
+}
+
+// ListKeysContext is [Store.ListKeys], delegated to the backend in cluster
+// mode.
+func (s *Store) ListKeysContext(ctx context.Context, prefix string) ([]string, error) {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return nil, err
+		}
+		return s.s.backend.ListKeys(ctx, prefix)
+	}
+	return s.ListKeys(prefix)
+}
+
+// IncrementContext is [Store.Increment], delegated to the backend in cluster
+// mode.
+func (s *Store) IncrementContext(ctx context.Context, key string, delta int64) (int64, error) {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return 0, err
+		}
+		return s.s.backend.Increment(ctx, key, delta)
+	}
+	return s.Increment(key, delta)
+}
+
+// CompareAndSwapContext is [Store.CompareAndSwap], delegated to the backend
+// in cluster mode.
+func (s *Store) CompareAndSwapContext(ctx context.Context, key string, expected, newValue []byte) (bool, error) {
+	if remote, err := s.remote(ctx); err != nil || remote {
+		if err != nil {
+			return false, err
+		}
+		return s.s.backend.CompareAndSwap(ctx, key, expected, newValue)
+	}
+	return s.CompareAndSwap(key, expected, newValue)
+}

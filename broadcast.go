@@ -1,0 +1,241 @@
+package shardkv
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// EventKind says what a mutation did to a key.
+type EventKind uint8
+
+// The kinds of [Event].
+const (
+	EventSet    EventKind = iota + 1 // a key was created or updated
+	EventDelete                      // a key was deleted by Delete
+	EventExpire                      // an expired entry was reclaimed
+)
+
+// String returns "set", "delete" or "expire".
+func (k EventKind) String() string {
+	switch k {
+	case EventSet:
+		return "set"
+	case EventDelete:
+		return "delete"
+	case EventExpire:
+		return "expire"
+	}
+	return "EventKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Event is one change to the store, as a [Subscription] receives it.
+type Event struct {
+	Key  string
+	Kind EventKind
+	// Value is the stored value for EventSet and nil otherwise. It is the
+	// store's own copy, shared by every subscriber: read it, never write it.
+	Value []byte
+}
+
+// ring is a bounded multi-producer broadcast buffer (the reference's tokio
+// broadcast channel). Writers claim a position with one atomic add and
+// publish a node into the position's slot with one atomic store: they never
+// lock, never wait for a reader and do nothing per subscriber. Each
+// subscriber keeps its own cursor; one that falls more than capacity
+// positions behind head is told how many it missed and jumps to the oldest
+// position still held.
+//
+// The slot array is capacity rounded up to a power of two, so the capacity
+// positions behind head are always held even while a writer that claimed a
+// newer position is still storing it.
+type ring struct {
+	_    [64]byte // keep subs and head off the Store's other hot words
+	subs atomic.Int64
+	_    [56]byte
+	head atomic.Uint64 // the next position to claim
+	_    [56]byte
+
+	slots    []atomic.Pointer[ringNode]
+	mask     uint64
+	capacity uint64
+
+	// Sleeping readers: a reader that found nothing bumps waiters, reads
+	// notify and re-checks before it sleeps on notify; a writer that sees
+	// waiters after storing its node swaps in a fresh channel and closes
+	// the old one. Go's atomics are sequentially consistent, so either the
+	// reader's re-check sees the node or the writer sees the reader.
+	waiters atomic.Int64
+	notify  atomic.Pointer[chan struct{}]
+	closed  <-chan struct{} // closed when the store closes
+}
+
+type ringNode struct {
+	pos uint64
+	ev  Event
+}
+
+func newRing(capacity int, closed <-chan struct{}) *ring {
+	size := uint64(1)
+	for size < uint64(capacity) {
+		size <<= 1
+	}
+	r := &ring{
+		slots:    make([]atomic.Pointer[ringNode], size),
+		mask:     size - 1,
+		capacity: uint64(capacity),
+		closed:   closed,
+	}
+	ch := make(chan struct{})
+	r.notify.Store(&ch)
+	return r
+}
+
+// active reports whether anyone subscribes. With no subscriber a mutation
+// publishes nothing: one atomic load is all the event work it does.
+func (r *ring) active() bool { return r.subs.Load() != 0 }
+
+// publish appends an event. The store calls it while it still holds the
+// key's shard lock, so the events of one key take positions in the order
+// their mutations took effect.
+func (r *ring) publish(key string, kind EventKind, value []byte) {
+	if !r.active() {
+		return
+	}
+	pos := r.head.Add(1) - 1
+	r.slots[pos&r.mask].Store(&ringNode{pos: pos, ev: Event{Key: key, Kind: kind, Value: value}})
+	if r.waiters.Load() != 0 {
+		r.wake()
+	}
+}
+
+func (r *ring) wake() {
+	ch := make(chan struct{})
+	close(*r.notify.Swap(&ch))
+}
+
+// read returns the event at position c. ok is false when the position is
+// not yet published; missed > 0 when c fell behind, with next the position
+// to resume from.
+func (r *ring) read(c uint64) (ev Event, next uint64, missed uint64, ok bool) {
+	for {
+		h := r.head.Load()
+		if h-c > r.capacity {
+			oldest := h - r.capacity
+			return Event{}, oldest, oldest - c, false
+		}
+		if c == h {
+			return Event{}, c, 0, false
+		}
+		n := r.slots[c&r.mask].Load()
+		switch {
+		case n == nil || n.pos < c:
+			return Event{}, c, 0, false // claimed, not yet stored
+		case n.pos > c:
+			continue // overwritten since we loaded head: lagged
+		}
+		return n.ev, c + 1, 0, true
+	}
+}
+
+// Subscription is one subscriber's view of the store's events, from the
+// moment it subscribed. Create it with [Store.Subscribe] and Close it when
+// done; an open subscription costs every mutation an event allocation.
+// Recv may be called from several goroutines; each event goes to one call.
+type Subscription struct {
+	r      *ring
+	mu     sync.Mutex // serialises Recv; guards cursor
+	cursor uint64
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (r *ring) subscribe() *Subscription {
+	r.subs.Add(1)
+	return &Subscription{r: r, cursor: r.head.Load(), done: make(chan struct{})}
+}
+
+// Recv returns the next event. It blocks until there is one, ctx is done
+// (ctx.Err()), or the subscription or store is closed ([ErrClosed]). A
+// subscriber more than the watch capacity behind gets one [*LaggedError]
+// saying how many events it missed; the next Recv goes on from the oldest
+// event still held. After the store closes, Recv still returns the events
+// it holds, then ErrClosed.
+func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	r := sub.r
+	for {
+		select {
+		case <-sub.done:
+			return Event{}, ErrClosed
+		default:
+		}
+		ev, next, missed, ok := r.read(sub.cursor)
+		sub.cursor = next
+		if ok {
+			return ev, nil
+		}
+		if missed > 0 {
+			return Event{}, &LaggedError{Missed: missed}
+		}
+		if err := ctx.Err(); err != nil {
+			return Event{}, err
+		}
+		select {
+		case <-r.closed:
+			return Event{}, ErrClosed // nothing held and nothing more to come
+		default:
+		}
+		r.waiters.Add(1)
+		notify := *r.notify.Load()
+		if _, _, missed, ok := r.read(sub.cursor); ok || missed > 0 {
+			r.waiters.Add(-1)
+			continue
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+		case <-sub.done:
+		case <-r.closed:
+		}
+		r.waiters.Add(-1)
+	}
+}
+
+// Close ends the subscription: a Recv blocked in it, and every later one,
+// returns ErrClosed. Closing twice is harmless.
+func (sub *Subscription) Close() {
+	sub.once.Do(func() {
+		close(sub.done)
+		sub.r.subs.Add(-1)
+	})
+}
+
+// watchPrefix feeds ch the events of keys starting with prefix until ctx
+// ends or the store closes, skipping lagged stretches, then closes ch.
+func watchPrefix(ctx context.Context, sub *Subscription, prefix string, ch chan<- Event) {
+	defer close(ch)
+	defer sub.Close()
+	for {
+		ev, err := sub.Recv(ctx)
+		if err != nil {
+			if _, lagged := err.(*LaggedError); lagged {
+				continue
+			}
+			return
+		}
+		if !strings.HasPrefix(ev.Key, prefix) {
+			continue
+		}
+		select {
+		case ch <- ev:
+		case <-ctx.Done():
+			return
+		case <-sub.r.closed:
+			return
+		}
+	}
+}

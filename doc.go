@@ -1,0 +1,48 @@
+// Package shardkv is an embedded, sharded, concurrent key-value store with
+// per-key TTLs, an exact key quota, atomic increment and compare-and-swap,
+// and a broadcast watch of every change. It keeps the behaviour and API of
+// the reference Rust store (one lock over a map, a sweep of every entry on
+// each read) while scaling with cores and never paying for other keys'
+// expiry on a read.
+//
+// # Basics
+//
+// [New] makes a [Store]; every method is safe for concurrent use. Values are
+// copied in and out: mutating a slice passed to Set, or returned by Get,
+// never changes what the store holds. [Store.View] and [Store.AppendValue]
+// read without allocating.
+//
+// # Design
+//
+// Keys are hashed with xxhash onto a power-of-two number of lock-striped
+// shards, each a Go map guarded by its own sync.RWMutex and padded so that
+// no two shards' locks share a cache line. Reads take the read lock and
+// compare the entry's deadline with the monotonic clock; the clock is not
+// read at all for an entry without a TTL.
+//
+// Expiry is reclaimed by a hierarchical timing wheel per shard (7 levels of
+// 64 slots from a 1 ms tick up to 139 years, and an overflow list), with
+// O(1) schedule and cancel. One background goroutine sleeps until the next
+// non-empty slot is due, reclaims what is due at most 512 timers per lock
+// hold, and publishes one [EventExpire] per reclaimed entry. An expired
+// entry is absent to every operation from its deadline on and is reclaimed
+// within two ticks of it.
+//
+// The key quota is one atomic counter, taken with a compare-and-swap when a
+// key is created and released when one is deleted, reclaimed or cleared, so
+// the store never holds more than MaxKeys entries and never refuses a key
+// while it holds fewer.
+//
+// Events go through a bounded ring that writers append to with one atomic
+// add and one atomic store, under the key's shard lock (so one key's events
+// are in order), and never wait on a subscriber. With no subscriber a write
+// does no event work at all.
+//
+// # Caveats
+//
+// ListKeys, Keys, All and Clear visit the shards one at a time: each shard
+// is seen at one instant, the store as a whole is not a snapshot. Event
+// values are the store's own copies and must not be written. Testing TTLs:
+// a Store made inside a testing/synctest bubble runs on the bubble's fake
+// clock, reaper included, so TTL tests need no sleeping.
+package shardkv

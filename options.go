@@ -1,0 +1,95 @@
+package shardkv
+
+import (
+	"math/bits"
+	"runtime"
+)
+
+// Limits and sizes a new [Store] gets unless an [Option] says otherwise.
+const (
+	DefaultMaxValueSize  = 1 << 20 // bytes, as the reference
+	DefaultMaxKeys       = 10000   // as the reference
+	DefaultWatchCapacity = 1024    // events a subscriber may fall behind
+)
+
+// maxShards bounds WithShards.
+const maxShards = 1 << 16
+
+// Option configures a [Store] in [New].
+type Option func(*options)
+
+type options struct {
+	maxValueSize  int
+	maxKeys       int
+	shards        int
+	watchCapacity int
+	backend       Backend
+	validate      func(string) error
+}
+
+func defaultOptions() options {
+	return options{
+		maxValueSize:  DefaultMaxValueSize,
+		maxKeys:       DefaultMaxKeys,
+		shards:        defaultShards(),
+		watchCapacity: DefaultWatchCapacity,
+		validate:      ValidateKey,
+	}
+}
+
+// defaultShards is 16 shards a P, at least 64: enough stripes that two
+// goroutines rarely want the same lock, few enough that a scan of every
+// shard (ListKeys, the reaper's look at each shard's due tick) stays cheap.
+func defaultShards() int {
+	return max(64, ceilPow2(16*runtime.GOMAXPROCS(0)))
+}
+
+func ceilPow2(n int) int {
+	if n <= 1 {
+		return 1
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+// WithMaxValueSize sets the longest value, in bytes, that Set, SetWithTTL
+// and CompareAndSwap accept. A negative n is taken as 0.
+func WithMaxValueSize(n int) Option {
+	return func(o *options) { o.maxValueSize = max(n, 0) }
+}
+
+// WithMaxKeys sets the most entries the store holds. A negative n is taken
+// as 0 (no key can be created).
+func WithMaxKeys(n int) Option {
+	return func(o *options) { o.maxKeys = max(n, 0) }
+}
+
+// WithShards sets the number of lock stripes, rounded up to a power of two
+// and clamped to [1, 65536]. The default is 16 per GOMAXPROCS, at least 64.
+func WithShards(n int) Option {
+	return func(o *options) { o.shards = ceilPow2(min(max(n, 1), maxShards)) }
+}
+
+// WithBackend puts the store in cluster mode: the Context methods delegate
+// to b. The other methods keep using the local store. A nil b leaves the
+// store local.
+func WithBackend(b Backend) Option {
+	return func(o *options) { o.backend = b }
+}
+
+// WithWatchCapacity sets how many events a subscriber may fall behind before
+// it is told it lagged. Values below 1 are taken as 1.
+func WithWatchCapacity(n int) Option {
+	return func(o *options) { o.watchCapacity = max(n, 1) }
+}
+
+// WithKeyValidator replaces [ValidateKey] as the rule keys must follow. The
+// store wraps fn's error so that errors.Is(err, ErrInvalidKey) holds. A nil
+// fn restores ValidateKey.
+func WithKeyValidator(fn func(key string) error) Option {
+	return func(o *options) {
+		if fn == nil {
+			fn = ValidateKey
+		}
+		o.validate = fn
+	}
+}

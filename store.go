@@ -1,0 +1,691 @@
+package shardkv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// NoTTL is what [Store.TTL] returns for a key that never expires.
+const NoTTL time.Duration = -1
+
+// Store is a sharded, concurrent key-value store with TTLs, a key quota,
+// atomic read-modify-write operations and a broadcast watch. Create one with
+// [New]; share it by copying the pointer; every method is safe for
+// concurrent use. Close it to stop its background goroutine: a Store that is
+// dropped without Close is closed when the garbage collector finds it
+// unreachable.
+//
+// A Store must not be copied by value.
+type Store struct {
+	s *store
+}
+
+// store is the state. It is kept apart from the Store handle so that the
+// background goroutine, which refers only to the store, does not keep the
+// handle reachable: when the handle is collected its cleanup closes the
+// store and the goroutine ends.
+type store struct {
+	shards   []shard
+	shift    uint // a key's shard is hash >> shift
+	validate func(string) error
+	backend  Backend
+	events   *ring
+	epoch    time.Time // the store clock's zero
+
+	_     [64]byte
+	count atomic.Int64 // entries held, expired-but-unreclaimed included
+	_     [56]byte
+	// nextWake is the tick the reaper sleeps until (noTick: none). Writers
+	// that schedule an earlier slot lower it and signal wake. The reaper sets
+	// it to noTick before each look at the shards, so a writer racing with
+	// that look always signals.
+	nextWake atomic.Int64
+	_        [56]byte
+
+	maxKeys      atomic.Int64
+	maxValueSize atomic.Int64
+
+	closed atomic.Bool
+	life   sync.Mutex // orders Close against starting a watcher goroutine
+	done   chan struct{}
+	wake   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// New returns an empty store configured by opts, with its reaper (the
+// goroutine that reclaims expired entries) started.
+func New(opts ...Option) *Store {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &store{
+		shards:   make([]shard, o.shards),
+		shift:    uint(64 - log2(o.shards)),
+		validate: o.validate,
+		backend:  o.backend,
+		epoch:    time.Now(),
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+	}
+	for i := range s.shards {
+		s.shards[i].init()
+	}
+	s.maxKeys.Store(int64(o.maxKeys))
+	s.maxValueSize.Store(int64(o.maxValueSize))
+	s.nextWake.Store(noTick)
+	s.events = newRing(o.watchCapacity, s.done)
+	s.wg.Add(1)
+	go s.reap()
+	h := &Store{s: s}
+	runtime.AddCleanup(h, (*store).close, s)
+	return h
+}
+
+func log2(n int) int {
+	l := 0
+	for n > 1 {
+		n >>= 1
+		l++
+	}
+	return l
+}
+
+// now reads the store clock: nanoseconds since the store was made, on the
+// monotonic clock, so wall-clock jumps never move deadlines.
+func (s *store) now() int64 { return int64(time.Since(s.epoch)) }
+
+// deadline is now+ttl, saturating at math.MaxInt64; a ttl <= 0 is already
+// due.
+func deadline(now int64, ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return now
+	}
+	if int64(ttl) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(ttl)
+}
+
+func (s *store) shardFor(key string) *shard {
+	return &s.shards[xxhash.Sum64String(key)>>s.shift]
+}
+
+func (s *store) checkKey(key string) error {
+	err := s.validate(key)
+	if err == nil || errors.Is(err, ErrInvalidKey) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidKey, err)
+}
+
+// checkWrite applies the checks every write makes before it takes a lock,
+// in the reference's order: closed, key, value size.
+func (s *store) checkWrite(key string, size int) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.checkKey(key); err != nil {
+		return err
+	}
+	if limit := s.maxValueSize.Load(); int64(size) > limit {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, size, limit)
+	}
+	return nil
+}
+
+// reserve takes a quota slot for a new key, or reports that the store is
+// full. A compare-and-swap loop rather than add-then-undo: an add that
+// overshoots, however briefly, could make a concurrent reserve see a full
+// store that is not, and refuse a key while the store holds fewer than
+// MaxKeys.
+func (s *store) reserve() bool {
+	for {
+		n := s.count.Load()
+		if n >= s.maxKeys.Load() {
+			return false
+		}
+		if s.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// errFull is returned inside the store when a new key found the quota
+// full; the exported methods retry once after reclaiming what is due, then
+// report ErrQuotaExceeded.
+var errFull = errors.New("quota full")
+
+// retryFull runs op, and if op found the quota full while expired entries
+// were waiting to be reclaimed, reclaims them and runs op once more.
+func retryFull[T any](s *store, op func() (T, error)) (T, error) {
+	v, err := op()
+	if err == errFull {
+		if s.reclaimExpired() {
+			v, err = op()
+		}
+		if err == errFull {
+			err = ErrQuotaExceeded
+		}
+	}
+	return v, err
+}
+
+// find looks key up in sh, whose write lock the caller holds. An expired
+// entry it meets is reclaimed on the spot (EventExpire) and its quota slot
+// passed to the caller. held reports that the caller holds a slot for key
+// (found, or passed on): a caller that leaves key absent must release a
+// passed-on slot. now < 0 means the clock is not read yet.
+func (s *store) find(sh *shard, key string, now int64) (e entry, found, held bool) {
+	e, found = sh.m[key]
+	if found && e.t != nil {
+		if now < 0 {
+			now = s.now()
+		}
+		if now >= e.when {
+			s.reclaim(sh, key, &e, true)
+			return entry{}, false, true
+		}
+	}
+	return e, found, found
+}
+
+// lookup returns the stored (shared, never written) value of a live key.
+// The clock is read only for an entry that has a deadline.
+func (s *store) lookup(key string) ([]byte, bool, error) {
+	if s.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	if err := s.checkKey(key); err != nil {
+		return nil, false, err
+	}
+	return s.peek(key)
+}
+
+func (s *store) peek(key string) ([]byte, bool, error) {
+	sh := s.shardFor(key)
+	sh.mu.RLock()
+	e, ok := sh.m[key]
+	if ok && e.t != nil && s.now() >= e.when {
+		ok = false
+	}
+	sh.mu.RUnlock()
+	if !ok {
+		return nil, false, nil
+	}
+	return e.value, true, nil
+}
+
+// Get returns a copy of key's value and whether the key is present and
+// unexpired. It allocates only the copy.
+func (s *Store) Get(key string) (value []byte, found bool, err error) {
+	v, ok, err := s.s.lookup(key)
+	if !ok {
+		return nil, false, err
+	}
+	out := make([]byte, len(v))
+	copy(out, v) // v is never written again, so the copy needs no lock
+	return out, true, nil
+}
+
+// GetString is [Store.Get] returning the value as a string. A value that is
+// not valid UTF-8 is reported as a [*StorageError].
+func (s *Store) GetString(key string) (value string, found bool, err error) {
+	v, ok, err := s.s.lookup(key)
+	if !ok {
+		return "", false, err
+	}
+	if !utf8.Valid(v) {
+		return "", false, &StorageError{Msg: "invalid UTF-8 in value"}
+	}
+	return string(v), true, nil
+}
+
+// AppendValue appends key's value to dst and returns the extended slice and
+// whether the key is present. It allocates nothing when dst has room: the
+// read for callers that reuse a buffer.
+func (s *Store) AppendValue(dst []byte, key string) ([]byte, bool, error) {
+	v, ok, err := s.s.lookup(key)
+	if !ok {
+		return dst, false, err
+	}
+	return append(dst, v...), true, nil
+}
+
+// View calls fn with key's value, without copying it, if the key is present,
+// and reports whether it was. fn runs after the shard lock is released (the
+// slice is never written by the store), so it may take its time and may use
+// the store; it must not modify value or keep it after returning.
+func (s *Store) View(key string, fn func(value []byte)) (found bool, err error) {
+	v, ok, err := s.s.lookup(key)
+	if ok {
+		fn(v)
+	}
+	return ok, err
+}
+
+// Exists reports whether key is present and unexpired. It does not validate
+// the key (an invalid key is simply absent), and returns false once the
+// store is closed.
+func (s *Store) Exists(key string) bool {
+	if s.s.closed.Load() {
+		return false
+	}
+	_, ok, _ := s.s.peek(key)
+	return ok
+}
+
+// TTL reports how long key has left to live, [NoTTL] for a key without a
+// deadline, and whether the key is present and unexpired.
+func (s *Store) TTL(key string) (ttl time.Duration, found bool, err error) {
+	st := s.s
+	if st.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	if err := st.checkKey(key); err != nil {
+		return 0, false, err
+	}
+	sh := st.shardFor(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	e, ok := sh.m[key]
+	if !ok {
+		return 0, false, nil
+	}
+	if e.t == nil {
+		return NoTTL, true, nil
+	}
+	if left := e.when - st.now(); left > 0 {
+		return time.Duration(left), true, nil
+	}
+	return 0, false, nil
+}
+
+// Set stores a copy of value under key, with no TTL (an existing TTL is
+// dropped). It fails with [ErrInvalidKey], [ErrValueTooLarge], or
+// [ErrQuotaExceeded] when key is new and the store holds MaxKeys entries.
+func (s *Store) Set(key string, value []byte) error {
+	if err := s.s.checkWrite(key, len(value)); err != nil {
+		return err
+	}
+	return s.s.put(key, bytes.Clone(nonNil(value)), 0, false)
+}
+
+// SetString is [Store.Set] with a string value.
+func (s *Store) SetString(key, value string) error {
+	if err := s.s.checkWrite(key, len(value)); err != nil {
+		return err
+	}
+	return s.s.put(key, []byte(value), 0, false)
+}
+
+// SetWithTTL is [Store.Set] with a time to live: from ttl after the call the
+// key is absent to every operation, and within two wheel ticks (2 ms) more
+// it is reclaimed with an [EventExpire]. A ttl <= 0 stores an entry that is
+// already expired; a ttl too long for the clock saturates.
+func (s *Store) SetWithTTL(key string, value []byte, ttl time.Duration) error {
+	if err := s.s.checkWrite(key, len(value)); err != nil {
+		return err
+	}
+	return s.s.put(key, bytes.Clone(nonNil(value)), ttl, true)
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// put stores v (already the store's own copy) under key.
+func (s *store) put(key string, v []byte, ttl time.Duration, withTTL bool) error {
+	_, err := retryFull(s, func() (struct{}, error) {
+		return struct{}{}, s.putOnce(key, v, ttl, withTTL)
+	})
+	return err
+}
+
+func (s *store) putOnce(key string, v []byte, ttl time.Duration, withTTL bool) error {
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	now := int64(-1)
+	if withTTL {
+		now = s.now()
+	}
+	e, _, held := s.find(sh, key, now)
+	if !held && !s.reserve() {
+		sh.mu.Unlock()
+		return errFull
+	}
+	e.value = v
+	due := noTick
+	if withTTL {
+		due = sh.schedule(&e, key, deadline(now, ttl))
+	} else {
+		sh.unschedule(&e)
+	}
+	sh.m[key] = e
+	s.events.publish(key, EventSet, v)
+	sh.mu.Unlock()
+	s.wakeReaper(due)
+	return nil
+}
+
+// Delete removes key and reports whether it was present (an expired key is
+// not: it is reclaimed, with an EventExpire and no EventDelete).
+func (s *Store) Delete(key string) (existed bool, err error) {
+	st := s.s
+	if st.closed.Load() {
+		return false, ErrClosed
+	}
+	if err := st.checkKey(key); err != nil {
+		return false, err
+	}
+	sh := st.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, found, held := st.find(sh, key, -1)
+	if !found {
+		if held {
+			st.count.Add(-1) // the slot of the expired entry find reclaimed
+		}
+		return false, nil
+	}
+	sh.unschedule(&e)
+	delete(sh.m, key)
+	st.count.Add(-1)
+	st.events.publish(key, EventDelete, nil)
+	return true, nil
+}
+
+// Increment adds delta to the decimal integer stored under key and stores
+// the sum, saturating at the int64 limits. A missing or expired key counts
+// as 0 and becomes a new key without a TTL; an existing key keeps its TTL,
+// as Redis INCR does. A stored value that is not a decimal integer is a
+// [*StorageError] and is left as it is.
+func (s *Store) Increment(key string, delta int64) (int64, error) {
+	st := s.s
+	if st.closed.Load() {
+		return 0, ErrClosed
+	}
+	if err := st.checkKey(key); err != nil {
+		return 0, err
+	}
+	return retryFull(st, func() (int64, error) { return st.incrementOnce(key, delta) })
+}
+
+func (s *store) incrementOnce(key string, delta int64) (int64, error) {
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, found, held := s.find(sh, key, -1)
+	var n int64
+	if found {
+		cur, err := parseInt(e.value)
+		if err != nil {
+			return 0, err
+		}
+		n = satAdd(cur, delta)
+	} else {
+		if !held && !s.reserve() {
+			return 0, errFull
+		}
+		n = delta
+	}
+	e.value = strconv.AppendInt(nil, n, 10)
+	sh.m[key] = e
+	s.events.publish(key, EventSet, e.value)
+	return n, nil
+}
+
+// satAdd is a+b clamped to the int64 range.
+func satAdd(a, b int64) int64 {
+	c := a + b
+	if (c > a) != (b > 0) {
+		if b > 0 {
+			return math.MaxInt64
+		}
+		return math.MinInt64
+	}
+	return c
+}
+
+// CompareAndSwap stores a copy of newValue under key, with no TTL, if the
+// key's current value equals expected, and reports whether it did. A nil
+// expected means the key must be absent (or expired); a non-nil expected,
+// even empty, must equal a present value. A too-large newValue is refused
+// whether or not expected matches.
+func (s *Store) CompareAndSwap(key string, expected, newValue []byte) (swapped bool, err error) {
+	st := s.s
+	if err := st.checkWrite(key, len(newValue)); err != nil {
+		return false, err
+	}
+	return retryFull(st, func() (bool, error) { return st.casOnce(key, expected, newValue) })
+}
+
+func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, found, held := s.find(sh, key, -1)
+	match := !found
+	if expected != nil {
+		match = found && bytes.Equal(e.value, expected)
+	}
+	if !match {
+		if held && !found {
+			s.count.Add(-1) // the slot of the expired entry find reclaimed
+		}
+		return false, nil
+	}
+	if !held && !s.reserve() {
+		return false, errFull
+	}
+	// Copied under the lock, once the swap is certain, so contended CAS
+	// loops that lose do not allocate.
+	e.value = bytes.Clone(nonNil(newValue))
+	sh.unschedule(&e)
+	sh.m[key] = e
+	s.events.publish(key, EventSet, e.value)
+	return true, nil
+}
+
+// ListKeys returns the present, unexpired keys that start with prefix, in no
+// particular order. It visits each shard once under its read lock, so it
+// costs O(keys held) and is a snapshot of each shard, not of the store.
+func (s *Store) ListKeys(prefix string) ([]string, error) {
+	st := s.s
+	if st.closed.Load() {
+		return nil, ErrClosed
+	}
+	now := st.now()
+	keys := []string{}
+	for i := range st.shards {
+		sh := &st.shards[i]
+		sh.mu.RLock()
+		for k, e := range sh.m {
+			if strings.HasPrefix(k, prefix) && !e.expired(now) {
+				keys = append(keys, k)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return keys, nil
+}
+
+// Keys iterates over the present, unexpired keys that start with prefix. It
+// gathers one shard's keys under its read lock and yields them after
+// releasing it, so the loop body may use the store; each shard is a
+// snapshot, the whole is not. A closed store yields nothing.
+func (s *Store) Keys(prefix string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range s.All(prefix) {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// All iterates over the present, unexpired keys that start with prefix and
+// a copy of each one's value, with [Store.Keys]'s consistency: one shard at
+// a time, yielding only after that shard's lock is released.
+func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
+	type kv struct {
+		k string
+		v []byte
+	}
+	return func(yield func(string, []byte) bool) {
+		st := s.s
+		var buf []kv
+		for i := range st.shards {
+			if st.closed.Load() {
+				return
+			}
+			now := st.now()
+			sh := &st.shards[i]
+			buf = buf[:0]
+			sh.mu.RLock()
+			for k, e := range sh.m {
+				if strings.HasPrefix(k, prefix) && !e.expired(now) {
+					buf = append(buf, kv{k, e.value})
+				}
+			}
+			sh.mu.RUnlock()
+			for _, p := range buf {
+				if !yield(p.k, bytes.Clone(p.v)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// CleanExpired reclaims every entry whose deadline has passed, now, instead
+// of within the reaper's two ticks: each is removed, releases its quota
+// slot and publishes one EventExpire.
+func (s *Store) CleanExpired() {
+	if !s.s.closed.Load() {
+		s.s.reclaimExpired()
+	}
+}
+
+// reclaimExpired reclaims every due entry in every shard and reports whether
+// any shard might have had one. Shards whose earliest slot is not due are
+// skipped without locking.
+func (s *store) reclaimExpired() bool {
+	now := s.now()
+	any := false
+	for i := range s.shards {
+		sh := &s.shards[i]
+		// A slot starting at tick d holds deadlines after (d-1) ticks.
+		if d := sh.due.Load(); d != noTick && (d-1)*wheelTick < now {
+			s.reclaimDue(sh, now)
+			any = true
+		}
+	}
+	return any
+}
+
+// Clear removes every entry, shard by shard, without publishing events (as
+// the reference). Writes that run alongside may land before or after it.
+func (s *Store) Clear() {
+	st := s.s
+	if st.closed.Load() {
+		return
+	}
+	for i := range st.shards {
+		sh := &st.shards[i]
+		sh.mu.Lock()
+		n := len(sh.m)
+		sh.m = make(map[string]entry)
+		sh.w.reset()
+		sh.due.Store(noTick)
+		st.count.Add(int64(-n))
+		sh.mu.Unlock()
+	}
+}
+
+// Len returns the number of entries held, as the quota counts them: expired
+// entries count until they are reclaimed.
+func (s *Store) Len() int { return int(s.s.count.Load()) }
+
+// MaxValueSize returns the longest value accepted, in bytes.
+func (s *Store) MaxValueSize() int { return int(s.s.maxValueSize.Load()) }
+
+// MaxKeys returns the most entries the store will hold.
+func (s *Store) MaxKeys() int { return int(s.s.maxKeys.Load()) }
+
+// SetMaxValueSize changes the longest value accepted; negative n is taken as
+// 0. Safe while other goroutines use the store; values already held stay.
+func (s *Store) SetMaxValueSize(n int) { s.s.maxValueSize.Store(int64(max(n, 0))) }
+
+// SetMaxKeys changes the key quota; negative n is taken as 0. Safe while
+// other goroutines use the store. Lowering it below Len drops nothing: new
+// keys are refused until enough are deleted or expire.
+func (s *Store) SetMaxKeys(n int) { s.s.maxKeys.Store(int64(max(n, 0))) }
+
+// IsClustered reports whether a [Backend] is installed (cluster mode).
+func (s *Store) IsClustered() bool { return s.s.backend != nil }
+
+// Subscribe returns a subscription to every event published from now on.
+// Close it when done. On a closed store the subscription's Recv returns
+// ErrClosed once the store's held events are drained.
+func (s *Store) Subscribe() *Subscription { return s.s.events.subscribe() }
+
+// WatchPrefix returns a channel of the events whose key starts with prefix,
+// fed by a goroutine until ctx ends or the store closes; then the channel is
+// closed. Stretches lost to lag are skipped silently, as the reference's
+// stream does. Read the channel promptly: a slow reader lags, and writers
+// never wait for it.
+func (s *Store) WatchPrefix(ctx context.Context, prefix string) <-chan Event {
+	st := s.s
+	ch := make(chan Event)
+	st.life.Lock()
+	defer st.life.Unlock()
+	if st.closed.Load() {
+		close(ch)
+		return ch
+	}
+	sub := st.events.subscribe()
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		watchPrefix(ctx, sub, prefix, ch)
+	}()
+	return ch
+}
+
+// Close stops the reaper and every WatchPrefix goroutine, ends every
+// subscription (Recv returns ErrClosed once held events are drained) and
+// makes later operations return ErrClosed. It waits for the goroutines to
+// stop. Closing again returns nil.
+func (s *Store) Close() error {
+	s.s.close()
+	return nil
+}
+
+func (s *store) close() {
+	s.life.Lock()
+	if s.closed.Load() {
+		s.life.Unlock()
+		return
+	}
+	s.closed.Store(true)
+	close(s.done)
+	s.life.Unlock()
+	s.wg.Wait()
+}
