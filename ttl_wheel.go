@@ -187,23 +187,25 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 		}
 		kept := false
 		for t := *head; t != nil; {
+			next := t.next
+			if level == 0 && t.when > now {
+				// Its tick has come but now is still inside the tick: it
+				// stays, and is not charged to the budget (leaving it is
+				// no work), so a chunked advance always makes progress.
+				kept = true
+				t = next
+				continue
+			}
 			if budget <= 0 {
 				return false
 			}
 			budget--
-			next := t.next
 			w.unlink(t)
-			switch {
-			case t.when <= now:
+			if t.when <= now {
 				w.n--
 				fire(t)
-			case level != 0:
+			} else {
 				w.place(t) // cascade to a finer level
-			default:
-				// Its tick is this one but now is still inside the tick:
-				// put it back and stop here.
-				w.place(t)
-				kept = true
 			}
 			t = next
 		}

@@ -1,0 +1,317 @@
+package shardkv
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+const ms = int64(time.Millisecond)
+
+// wheelHarness drives a wheel and records what fires, and when.
+type wheelHarness struct {
+	t      *testing.T
+	w      wheel
+	now    int64
+	timers map[string]*timer // scheduled, not fired
+	fired  []string
+}
+
+func newWheelHarness(t *testing.T) *wheelHarness {
+	return &wheelHarness{t: t, timers: map[string]*timer{}}
+}
+
+func (h *wheelHarness) schedule(key string, when int64) {
+	if old, ok := h.timers[key]; ok {
+		h.w.cancel(old)
+	}
+	tm := &timer{key: key, level: -1}
+	h.w.schedule(tm, when)
+	h.timers[key] = tm
+}
+
+func (h *wheelHarness) cancel(key string) {
+	h.w.cancel(h.timers[key])
+	delete(h.timers, key)
+}
+
+// advance moves to now with the given budget, looping until done, and
+// returns the keys fired in order.
+func (h *wheelHarness) advance(now int64, budget int) []string {
+	h.t.Helper()
+	h.now = now
+	start := len(h.fired)
+	fire := func(tm *timer) {
+		if tm.when > now {
+			h.t.Fatalf("%s fired early: deadline %d, now %d", tm.key, tm.when, now)
+		}
+		if h.timers[tm.key] != tm {
+			h.t.Fatalf("%s fired but was cancelled or replaced", tm.key)
+		}
+		delete(h.timers, tm.key)
+		h.fired = append(h.fired, tm.key)
+	}
+	for rounds := 0; !h.w.advance(now, budget, fire); rounds++ {
+		if rounds > 1e7 {
+			h.t.Fatal("advance never finished")
+		}
+	}
+	h.check()
+	return h.fired[start:]
+}
+
+// check asserts the wheel's invariants against the harness's own record:
+// nothing due is left, the count is right, and the due tick is no later
+// than any timer's tick (what the reaper and quota reclaim rely on).
+func (h *wheelHarness) check() {
+	h.t.Helper()
+	if h.w.n != len(h.timers) {
+		h.t.Fatalf("wheel holds %d timers, want %d", h.w.n, len(h.timers))
+	}
+	due := h.w.due()
+	if len(h.timers) == 0 && due != noTick {
+		h.t.Fatalf("empty wheel due at %d", due)
+	}
+	for k, tm := range h.timers {
+		if tm.when <= h.now && h.now >= 0 {
+			h.t.Fatalf("%s (deadline %d) still held at now %d", k, tm.when, h.now)
+		}
+		if tm.level < 0 {
+			h.t.Fatalf("%s is not linked", k)
+		}
+		if due > tm.tick {
+			h.t.Fatalf("due tick %d is after %s's tick %d", due, k, tm.tick)
+		}
+	}
+}
+
+func TestWheelFiresInDeadlineOrder(t *testing.T) {
+	h := newWheelHarness(t)
+	deadlines := []int64{5 * ms, 1 * ms, 64 * ms, 63 * ms, 65 * ms, 4095 * ms, 4096 * ms, 4097 * ms, 2*ms + 1, 0}
+	for i, d := range deadlines {
+		h.schedule(fmt.Sprint(i), d)
+	}
+	var got []int64
+	for now := int64(0); now <= 5000*ms; now += ms / 2 {
+		for _, k := range h.advance(now, math.MaxInt) {
+			got = append(got, h.deadlineOf(k, deadlines))
+		}
+	}
+	want := slices.Clone(deadlines)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("fired in order %v, want %v", got, want)
+	}
+}
+
+func (h *wheelHarness) deadlineOf(k string, deadlines []int64) int64 {
+	var i int
+	fmt.Sscan(k, &i)
+	return deadlines[i]
+}
+
+func TestWheelExactAtAnyNow(t *testing.T) {
+	// advance(now) fires exactly the timers with deadline <= now, even for a
+	// now inside a tick.
+	tests := []struct {
+		when, now int64
+		fires     bool
+	}{
+		{when: 1500_000, now: 1499_999, fires: false},
+		{when: 1500_000, now: 1500_000, fires: true},
+		{when: 1500_000, now: 1700_000, fires: true},
+		{when: 2 * ms, now: 2*ms - 1, fires: false},
+		{when: 2 * ms, now: 2 * ms, fires: true},
+		{when: 64*ms + 1, now: 64 * ms, fires: false},
+		{when: 64*ms + 1, now: 64*ms + 1, fires: true},
+		{when: 3*time.Hour.Nanoseconds() + 7, now: 3*time.Hour.Nanoseconds() + 6, fires: false},
+		{when: 3*time.Hour.Nanoseconds() + 7, now: 3*time.Hour.Nanoseconds() + 7, fires: true},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("when=%d/now=%d", tc.when, tc.now), func(t *testing.T) {
+			h := newWheelHarness(t)
+			h.schedule("k", tc.when)
+			fired := h.advance(tc.now, math.MaxInt)
+			if (len(fired) == 1) != tc.fires {
+				t.Fatalf("fired %v, want fires=%v", fired, tc.fires)
+			}
+			if !tc.fires {
+				// It fires on the next advance past its deadline.
+				if got := h.advance(tc.when, math.MaxInt); len(got) != 1 {
+					t.Fatalf("did not fire at its deadline: %v", got)
+				}
+			}
+		})
+	}
+}
+
+func TestWheelCancel(t *testing.T) {
+	h := newWheelHarness(t)
+	for i := range 200 {
+		h.schedule(fmt.Sprint(i), int64(i)*37*ms)
+	}
+	for i := 0; i < 200; i += 2 {
+		h.cancel(fmt.Sprint(i))
+	}
+	fired := h.advance(200*37*ms, math.MaxInt)
+	if len(fired) != 100 {
+		t.Fatalf("fired %d, want 100", len(fired))
+	}
+	for _, k := range fired {
+		var i int
+		fmt.Sscan(k, &i)
+		if i%2 == 0 {
+			t.Fatalf("cancelled timer %s fired", k)
+		}
+	}
+	if h.w.due() != noTick || h.w.n != 0 {
+		t.Fatalf("wheel not empty: due %d n %d", h.w.due(), h.w.n)
+	}
+}
+
+func TestWheelCascadesAcrossLevels(t *testing.T) {
+	year := 365 * 24 * time.Hour.Nanoseconds()
+	deadlines := map[string]int64{
+		"level0":    40 * ms,
+		"level1":    3 * time.Second.Nanoseconds(),
+		"level2":    200 * time.Second.Nanoseconds(),
+		"level3":    3 * time.Hour.Nanoseconds(),
+		"level4":    10 * 24 * time.Hour.Nanoseconds(),
+		"level5":    2 * year,
+		"level6":    100 * year,
+		"overflow":  200 * year,
+		"saturated": math.MaxInt64,
+	}
+	h := newWheelHarness(t)
+	for k, d := range deadlines {
+		h.schedule(k, d)
+	}
+	levels := map[string]int8{}
+	for k, tm := range h.timers {
+		levels[k] = tm.level
+	}
+	for k, want := range map[string]int8{"level0": 0, "level1": 1, "level2": 2, "level3": 3, "level4": 4, "level5": 5, "level6": 6, "overflow": wheelOverflow, "saturated": wheelOverflow} {
+		if levels[k] != want {
+			t.Errorf("%s placed at level %d, want %d", k, levels[k], want)
+		}
+	}
+	// Walk time in uneven jumps; each timer fires at the first advance past
+	// its deadline, never before.
+	var now int64
+	for len(h.timers) > 0 {
+		step := max(ms, now/3)
+		if now > math.MaxInt64-step {
+			now = math.MaxInt64
+		} else {
+			now += step
+		}
+		for _, k := range h.advance(now, 7) { // small budget: chunked advance
+			if deadlines[k] > now {
+				t.Fatalf("%s fired early", k)
+			}
+		}
+		if now == math.MaxInt64 {
+			break
+		}
+	}
+	if len(h.timers) != 0 {
+		t.Fatalf("never fired: %v", h.timers)
+	}
+}
+
+func TestWheelPastDeadlineFiresOnNextAdvance(t *testing.T) {
+	h := newWheelHarness(t)
+	h.advance(10*time.Second.Nanoseconds(), math.MaxInt)
+	h.schedule("past", 3*ms)
+	h.schedule("now", 10*time.Second.Nanoseconds())
+	if got := h.advance(10*time.Second.Nanoseconds(), math.MaxInt); len(got) != 2 {
+		t.Fatalf("fired %v, want both", got)
+	}
+}
+
+func TestWheelClockBackwardsIsNoop(t *testing.T) {
+	h := newWheelHarness(t)
+	h.advance(100*ms, math.MaxInt)
+	h.schedule("a", 150*ms)
+	elapsed := h.w.elapsed
+	if got := h.advance(20*ms, math.MaxInt); len(got) != 0 {
+		t.Fatalf("fired %v going backwards", got)
+	}
+	if h.w.elapsed != elapsed {
+		t.Fatalf("elapsed moved from %d to %d going backwards", elapsed, h.w.elapsed)
+	}
+	if got := h.advance(150*ms, math.MaxInt); len(got) != 1 {
+		t.Fatalf("fired %v at the deadline", got)
+	}
+}
+
+func TestWheelBudgetBoundsWork(t *testing.T) {
+	var w wheel
+	for i := range 1000 {
+		w.schedule(&timer{key: fmt.Sprint(i), level: -1}, 5*ms)
+	}
+	fired := 0
+	fire := func(*timer) { fired++ }
+	rounds := 0
+	for !w.advance(5*ms, 100, fire) {
+		rounds++
+		if fired != rounds*100 {
+			t.Fatalf("round %d fired %d, want %d", rounds, fired, rounds*100)
+		}
+	}
+	if fired != 1000 || w.n != 0 {
+		t.Fatalf("fired %d, held %d", fired, w.n)
+	}
+}
+
+func TestTickOfNeverEarly(t *testing.T) {
+	for _, when := range []int64{0, 1, ms - 1, ms, ms + 1, math.MaxInt64} {
+		tick := tickOf(when)
+		if tick < when/wheelTick || (tick-1)*wheelTick >= when && when > 0 {
+			t.Errorf("tickOf(%d) = %d", when, tick)
+		}
+	}
+}
+
+// TestWheelRandomAgainstModel schedules, reschedules, cancels and advances at
+// random, from sub-tick to multi-year steps, with random budgets, checking
+// after every advance that exactly the due timers fired (wheelHarness.check).
+func TestWheelRandomAgainstModel(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { wheelRandom(t, seed) })
+	}
+}
+
+func wheelRandom(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	spans := []int64{ms / 3, ms, 70 * ms, 5 * time.Second.Nanoseconds(), time.Hour.Nanoseconds(), 400 * 24 * time.Hour.Nanoseconds()}
+	h := newWheelHarness(t)
+	keys := 300
+	steps := 10000
+	if testing.Short() {
+		steps = 4000
+	}
+	for step := range steps {
+		key := fmt.Sprint(rng.IntN(keys))
+		switch op := rng.IntN(10); {
+		case op < 5:
+			span := spans[rng.IntN(len(spans))]
+			when := h.now + rng.Int64N(2*span) - span/4 // some in the past
+			h.schedule(key, max(when, 0))
+		case op < 6:
+			if _, ok := h.timers[key]; ok {
+				h.cancel(key)
+			}
+		default:
+			span := spans[rng.IntN(len(spans)-1)]
+			budget := []int{1, 3, 64, math.MaxInt}[rng.IntN(4)]
+			h.advance(h.now+rng.Int64N(span), budget)
+		}
+		if t.Failed() {
+			t.Fatalf("failed at step %d", step)
+		}
+	}
+}
