@@ -9,9 +9,11 @@ import (
 // MaxKeyLen is the longest key, in bytes, that [ValidateKey] accepts.
 const MaxKeyLen = 1024
 
-// asciiKey[b] says whether the ASCII byte b may appear in a key: letters,
-// digits and "-_./:". Bytes >= 0x80 are left to the Unicode path.
-var asciiKey = func() (t [utf8.RuneSelf]bool) {
+// asciiKey[b] says whether the byte b is an ASCII byte allowed in a key:
+// letters, digits and "-_./:". It is false for bytes >= 0x80, which the
+// Unicode path decides. 256 entries, so indexing by a byte needs no bounds
+// check.
+var asciiKey = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -39,19 +41,15 @@ func ValidateKey(key string) error {
 	}
 	// ASCII fast path: one table lookup a byte, no decoding.
 	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if c >= utf8.RuneSelf {
+		if !asciiKey[key[i]] {
 			return validateKeyUnicode(key, i)
-		}
-		if !asciiKey[c] {
-			return fmt.Errorf("%w: character %q at byte %d", ErrInvalidKey, rune(c), i)
 		}
 	}
 	return nil
 }
 
-// validateKeyUnicode checks key from byte i on, where the first non-ASCII
-// byte is.
+// validateKeyUnicode checks key from byte i on, where the ASCII fast path
+// stopped.
 func validateKeyUnicode(key string, i int) error {
 	for i < len(key) {
 		c := key[i]

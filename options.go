@@ -25,6 +25,7 @@ type options struct {
 	watchCapacity int
 	backend       Backend
 	validate      func(string) error
+	noReaper      bool // tests and benchmarks only: expired entries wait for an operation or CleanExpired
 }
 
 func defaultOptions() options {

@@ -88,8 +88,10 @@ func New(opts ...Option) *Store {
 	s.maxValueSize.Store(int64(o.maxValueSize))
 	s.nextWake.Store(noTick)
 	s.events = newRing(o.watchCapacity, s.done)
-	s.wg.Add(1)
-	go s.reap()
+	if !o.noReaper {
+		s.wg.Add(1)
+		go s.reap()
+	}
 	h := &Store{s: s}
 	runtime.AddCleanup(h, (*store).close, s)
 	return h
@@ -169,15 +171,16 @@ func (s *store) reserve() bool {
 // report ErrQuotaExceeded.
 var errFull = errors.New("quota full")
 
-// retryFull runs op, and if op found the quota full while expired entries
-// were waiting to be reclaimed, reclaims them and runs op once more.
+// retryFull runs op, and if op found the quota full, reclaims every expired
+// entry that is due and runs op once more. The retry is unconditional: the
+// reaper may have reclaimed an entry between op's refusal and our look at
+// the shards, and the store must not refuse a key while it holds fewer than
+// MaxKeys.
 func retryFull[T any](s *store, op func() (T, error)) (T, error) {
 	v, err := op()
 	if err == errFull {
-		if s.reclaimExpired() {
-			v, err = op()
-		}
-		if err == errFull {
+		s.reclaimExpired()
+		if v, err = op(); err == errFull {
 			err = ErrQuotaExceeded
 		}
 	}
@@ -583,21 +586,17 @@ func (s *Store) CleanExpired() {
 	}
 }
 
-// reclaimExpired reclaims every due entry in every shard and reports whether
-// any shard might have had one. Shards whose earliest slot is not due are
-// skipped without locking.
-func (s *store) reclaimExpired() bool {
+// reclaimExpired reclaims every due entry in every shard. Shards whose
+// earliest slot is not due are skipped without locking.
+func (s *store) reclaimExpired() {
 	now := s.now()
-	any := false
 	for i := range s.shards {
 		sh := &s.shards[i]
 		// A slot starting at tick d holds deadlines after (d-1) ticks.
-		if d := sh.due.Load(); d != noTick && (d-1)*wheelTick < now {
+		if d := sh.due.Load(); d != noTick && tickTime(d-1) < now {
 			s.reclaimDue(sh, now)
-			any = true
 		}
 	}
-	return any
 }
 
 // Clear removes every entry, shard by shard, without publishing events (as

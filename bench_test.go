@@ -1,0 +1,259 @@
+package shardkv
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var benchValue = make([]byte, 64)
+
+// fill stores n 64-byte values under benchKeys(n), with ttl when ttl != 0.
+func fill(b testing.TB, s *Store, keys []string, ttl time.Duration) {
+	for _, k := range keys {
+		var err error
+		if ttl != 0 {
+			err = s.SetWithTTL(k, benchValue, ttl)
+		} else {
+			err = s.Set(k, benchValue)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// parallel runs op over zipf-chosen keys in b.RunParallel, each goroutine
+// starting at its own place in the shared order.
+func parallel(b *testing.B, keys []string, order []int, op func(key string, i int)) {
+	var seed atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seed.Add(7919)) * 104729
+		for pb.Next() {
+			i++
+			op(keys[order[i&(len(order)-1)]], i)
+		}
+	})
+}
+
+// BenchmarkGet1M is the no-sweep check: Get on a store of 1M keys
+// of which half have passed their deadline (and are still held: the reaper
+// is off, so every read meets them) against Get on 1M fresh keys, with and
+// without TTLs. Keys are read uniformly so expired and live keys are hit
+// alike.
+func BenchmarkGet1M(b *testing.B) {
+	const n = 1 << 20
+	keys := benchKeys(n)
+	order := make([]int, 1<<20)
+	for i := range order {
+		order[i] = int(uint64(i) * 0x9E3779B97F4A7C15 >> 44) // scattered, uniform
+	}
+	cases := []struct {
+		name string
+		fill func(*Store)
+	}{
+		{"fresh", func(s *Store) { fill(b, s, keys, 0) }},
+		{"fresh-ttl", func(s *Store) { fill(b, s, keys, time.Hour) }},
+		{"half-expired", func(s *Store) {
+			fill(b, s, keys[:n/2], time.Hour)
+			fill(b, s, keys[n/2:], time.Nanosecond)
+		}},
+	}
+	for _, c := range cases {
+		s := New(WithMaxKeys(n), func(o *options) { o.noReaper = true })
+		c.fill(s)
+		time.Sleep(time.Millisecond)
+		b.Run(c.name, func(b *testing.B) {
+			parallel(b, keys, order, func(k string, _ int) {
+				if _, _, err := s.Get(k); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+		if s.Len() != n {
+			b.Fatalf("the store reclaimed entries: Len %d", s.Len())
+		}
+		s.Close()
+	}
+}
+
+// BenchmarkRead is the read path on 1M zipf-chosen keys: Get (a copy),
+// AppendValue into a reused buffer, and View (no copy).
+func BenchmarkRead(b *testing.B) {
+	const n = 1 << 20
+	keys := benchKeys(n)
+	order := zipfOrder(n, 1<<16)
+	s := New(WithMaxKeys(n))
+	defer s.Close()
+	fill(b, s, keys, 0)
+	b.Run("Get", func(b *testing.B) {
+		parallel(b, keys, order, func(k string, _ int) { s.Get(k) })
+	})
+	b.Run("AppendValue", func(b *testing.B) {
+		var seed atomic.Int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seed.Add(7919)) * 104729
+			buf := make([]byte, 0, 128)
+			for pb.Next() {
+				i++
+				buf, _, _ = s.AppendValue(buf[:0], keys[order[i&(len(order)-1)]])
+			}
+		})
+	})
+	b.Run("View", func(b *testing.B) {
+		var sink atomic.Int64
+		parallel(b, keys, order, func(k string, _ int) {
+			s.View(k, func(v []byte) {
+				if len(v) == 0 {
+					sink.Add(1)
+				}
+			})
+		})
+	})
+}
+
+// BenchmarkWorkloads are the mixes users run, on 1M zipf-chosen keys with
+// 64-byte values.
+func BenchmarkWorkloads(b *testing.B) {
+	const n = 1 << 20
+	keys := benchKeys(n)
+	order := zipfOrder(n, 1<<16)
+	s := New(WithMaxKeys(2 * n))
+	defer s.Close()
+	fill(b, s, keys, 0)
+	for _, w := range []struct {
+		name   string
+		writes int // per 100 operations
+	}{{"read100", 0}, {"read90", 10}, {"read50", 50}, {"write100", 100}} {
+		b.Run(w.name, func(b *testing.B) {
+			parallel(b, keys, order, func(k string, i int) {
+				if i%100 < w.writes {
+					s.Set(k, benchValue)
+				} else {
+					s.Get(k)
+				}
+			})
+		})
+	}
+	b.Run("ttl-churn", func(b *testing.B) {
+		// Every write carries a TTL of 1-100 ms over 100k keys: the wheel
+		// schedules, reschedules and reclaims continuously.
+		churn := keys[:100_000]
+		parallel(b, churn, zipfOrder(len(churn), 1<<16), func(k string, i int) {
+			s.SetWithTTL(k, benchValue, time.Duration(1+i%100)*time.Millisecond)
+		})
+	})
+}
+
+// BenchmarkIncrementHot is 16 hot counters incremented from every goroutine.
+func BenchmarkIncrementHot(b *testing.B) {
+	s := New()
+	defer s.Close()
+	keys := make([]string, 16)
+	for i := range keys {
+		keys[i] = "counter:" + strconv.Itoa(i)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := s.Increment(keys[i&15], 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCASCounter is a read-then-CompareAndSwap counter on one key
+// contended by every goroutine; it reports the share of failed swaps.
+func BenchmarkCASCounter(b *testing.B) {
+	s := New()
+	defer s.Close()
+	s.Set("counter", []byte("0"))
+	var fails atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var buf [24]byte
+		for pb.Next() {
+			for {
+				cur, _, _ := s.AppendValue(buf[:0], "counter")
+				n, _ := strconv.ParseInt(string(cur), 10, 64)
+				ok, err := s.CompareAndSwap("counter", cur, strconv.AppendInt(nil, n+1, 10))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ok {
+					break
+				}
+				fails.Add(1)
+			}
+		}
+	})
+	b.ReportMetric(float64(fails.Load())/float64(b.N), "fails/op")
+}
+
+// BenchmarkWatch is Set with 0, 1, 8 and 64 subscribers draining events.
+func BenchmarkWatch(b *testing.B) {
+	keys := benchKeys(10_000)
+	for _, subs := range []int{0, 1, 8, 64} {
+		b.Run("subscribers="+strconv.Itoa(subs), func(b *testing.B) {
+			s := New(WithWatchCapacity(4096))
+			defer s.Close()
+			fill(b, s, keys, 0)
+			var lagged atomic.Int64
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{}, subs)
+			for range subs {
+				sub := s.Subscribe()
+				go func() {
+					defer func() { done <- struct{}{} }()
+					defer sub.Close()
+					for {
+						if _, err := sub.Recv(ctx); err != nil {
+							if _, ok := err.(*LaggedError); ok {
+								lagged.Add(1)
+								continue
+							}
+							return
+						}
+					}
+				}()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				i++
+				s.Set(keys[i%len(keys)], benchValue)
+			}
+			b.StopTimer()
+			cancel()
+			for range subs {
+				<-done
+			}
+			b.ReportMetric(float64(lagged.Load()), "lags")
+		})
+	}
+}
+
+// BenchmarkListKeys lists a 1% prefix of a 100k-key store.
+func BenchmarkListKeys(b *testing.B) {
+	keys := benchKeys(100_000)
+	s := New(WithMaxKeys(len(keys)))
+	defer s.Close()
+	fill(b, s, keys, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		got, _ := s.ListKeys("user:00001")
+		if len(got) != 1000 {
+			b.Fatalf("listed %d keys", len(got))
+		}
+	}
+}
