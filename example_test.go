@@ -1,0 +1,189 @@
+package shardkv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shardkv/shardkv"
+)
+
+func ExampleNew() {
+	s := shardkv.New(
+		shardkv.WithMaxKeys(2),
+		shardkv.WithMaxValueSize(8),
+		shardkv.WithShards(4),
+	)
+	defer s.Close()
+
+	fmt.Println(s.MaxKeys(), s.MaxValueSize(), s.IsClustered())
+
+	err := s.Set("k", []byte("far too long"))
+	fmt.Println(errors.Is(err, shardkv.ErrValueTooLarge))
+
+	_ = s.Set("a", []byte("1"))
+	_ = s.Set("b", []byte("2"))
+	err = s.Set("c", []byte("3"))
+	fmt.Println(errors.Is(err, shardkv.ErrQuotaExceeded))
+	fmt.Println(s.Set("a", []byte("x")) == nil) // overwriting is allowed at the quota
+
+	err = s.Set("bad key", nil)
+	fmt.Println(errors.Is(err, shardkv.ErrInvalidKey))
+	// Output:
+	// 2 8 false
+	// true
+	// true
+	// true
+	// true
+}
+
+func ExampleStore_Get() {
+	s := shardkv.New()
+	defer s.Close()
+
+	if err := s.Set("greeting", []byte("hello")); err != nil {
+		panic(err)
+	}
+	v, found, err := s.Get("greeting")
+	fmt.Printf("%s %v %v\n", v, found, err)
+
+	_, found, err = s.Get("missing")
+	fmt.Println(found, err)
+
+	str, _, _ := s.GetString("greeting")
+	fmt.Println(str)
+	// Output:
+	// hello true <nil>
+	// false <nil>
+	// hello
+}
+
+func ExampleStore_SetWithTTL() {
+	s := shardkv.New()
+	defer s.Close()
+
+	_ = s.SetWithTTL("session", []byte("token"), time.Hour)
+	ttl, found, _ := s.TTL("session")
+	fmt.Println(found, ttl > 59*time.Minute && ttl <= time.Hour)
+
+	// A ttl <= 0 stores an entry that is already expired.
+	_ = s.SetWithTTL("stale", []byte("x"), 0)
+	fmt.Println(s.Exists("stale"))
+
+	// A very short TTL: absent once it passes, and CleanExpired reclaims it
+	// at once rather than within the reaper's two ticks.
+	_ = s.SetWithTTL("blink", []byte("x"), time.Nanosecond)
+	time.Sleep(2 * time.Millisecond)
+	fmt.Println(s.Exists("blink"))
+	s.CleanExpired()
+	fmt.Println(s.Len())
+
+	// Set drops a TTL.
+	_ = s.Set("session", []byte("token"))
+	ttl, _, _ = s.TTL("session")
+	fmt.Println(ttl == shardkv.NoTTL)
+	// Output:
+	// true true
+	// false
+	// false
+	// 1
+	// true
+}
+
+func ExampleStore_CompareAndSwap() {
+	s := shardkv.New()
+	defer s.Close()
+
+	// A nil expected value means "only if the key is absent".
+	ok, _ := s.CompareAndSwap("lock", nil, []byte("owner-1"))
+	fmt.Println(ok)
+	ok, _ = s.CompareAndSwap("lock", nil, []byte("owner-2"))
+	fmt.Println(ok)
+
+	// Otherwise the current value must equal expected.
+	ok, _ = s.CompareAndSwap("lock", []byte("owner-2"), []byte("owner-3"))
+	fmt.Println(ok)
+	ok, _ = s.CompareAndSwap("lock", []byte("owner-1"), []byte("owner-3"))
+	fmt.Println(ok)
+
+	v, _, _ := s.GetString("lock")
+	fmt.Println(v)
+	// Output:
+	// true
+	// false
+	// false
+	// true
+	// owner-3
+}
+
+func ExampleStore_Increment() {
+	s := shardkv.New()
+	defer s.Close()
+
+	n, _ := s.Increment("hits", 5) // a missing key counts as 0
+	fmt.Println(n)
+	n, _ = s.Increment("hits", -7)
+	fmt.Println(n)
+	v, _, _ := s.GetString("hits") // stored as decimal text
+	fmt.Println(v)
+
+	_ = s.SetString("max", "9223372036854775807")
+	n, _ = s.Increment("max", 1) // saturates
+	fmt.Println(n)
+
+	_ = s.SetString("name", "gopher")
+	_, err := s.Increment("name", 1)
+	var se *shardkv.StorageError
+	fmt.Println(errors.As(err, &se))
+	// Output:
+	// 5
+	// -2
+	// -2
+	// 9223372036854775807
+	// true
+}
+
+func ExampleStore_WatchPrefix() {
+	s := shardkv.New()
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	events := s.WatchPrefix(ctx, "user/")
+	_ = s.Set("other/1", []byte("x"))
+	_ = s.Set("user/1", []byte("alice"))
+	_, _ = s.Delete("user/1")
+
+	for i := 0; i < 2; i++ {
+		ev := <-events
+		fmt.Printf("%s %s %q\n", ev.Kind, ev.Key, ev.Value)
+	}
+	// Output:
+	// set user/1 "alice"
+	// delete user/1 ""
+}
+
+func ExampleStore_Subscribe() {
+	s := shardkv.New()
+	defer s.Close()
+	sub := s.Subscribe()
+	defer sub.Close()
+
+	_ = s.Set("k", []byte("v1"))
+	_, _ = s.Increment("n", 2)
+	_, _ = s.Delete("k")
+
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		ev, err := sub.Recv(ctx)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%s %s %q\n", ev.Kind, ev.Key, ev.Value)
+	}
+	// Output:
+	// set k "v1"
+	// set n "2"
+	// delete k ""
+}
