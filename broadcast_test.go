@@ -1,0 +1,318 @@
+package shardkv
+
+// White-box tests of the broadcast ring behind Subscribe and WatchPrefix.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/require"
+)
+
+// ringDone is a never-closed store-close channel for rings made alone.
+var ringDone = make(chan struct{})
+
+func ringEvent(i int) (string, EventKind, []byte) {
+	return "key/" + strconv.Itoa(i), EventKind(1 + i%3), []byte(strconv.Itoa(i))
+}
+
+func ringPublishN(r *ring, from, n int) {
+	for i := from; i < from+n; i++ {
+		r.publish(ringEvent(i))
+	}
+}
+
+// ringCancelled is a done context: Recv with it never blocks.
+func ringCancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func requireRingEvent(t *testing.T, i int, ev Event) {
+	t.Helper()
+	key, kind, val := ringEvent(i)
+	require.Equal(t, Event{Key: key, Kind: kind, Value: val}, ev, "event %d", i)
+}
+
+func TestRingPublishWithoutSubscriberDoesNothing(t *testing.T) {
+	r := newRing(8, ringDone)
+	ringPublishN(r, 0, 20)
+	require.Zero(t, r.head.Load(), "head moved with no subscriber")
+	for i := range r.slots {
+		require.Nil(t, r.slots[i].Load(), "slot %d written with no subscriber", i)
+	}
+	v := []byte("value")
+	allocs := testing.AllocsPerRun(1000, func() { r.publish("key", EventSet, v) })
+	require.Zero(t, allocs, "publish with no subscriber allocates")
+	require.Zero(t, r.head.Load())
+
+	// Once the last subscriber closes, publishing stops again.
+	sub := r.subscribe()
+	ringPublishN(r, 0, 3)
+	require.EqualValues(t, 3, r.head.Load())
+	sub.Close()
+	sub.Close() // harmless, and must not count the subscriber twice
+	require.Zero(t, r.subs.Load())
+	ringPublishN(r, 3, 5)
+	require.EqualValues(t, 3, r.head.Load(), "head moved after the last subscriber closed")
+	allocs = testing.AllocsPerRun(1000, func() { r.publish("key", EventSet, v) })
+	require.Zero(t, allocs)
+}
+
+func TestRingStoreWithoutSubscriberPublishesNothing(t *testing.T) {
+	s := New()
+	defer s.Close()
+	require.NoError(t, s.Set("a", []byte("1")))
+	_, err := s.Increment("n", 1)
+	require.NoError(t, err)
+	_, err = s.Delete("a")
+	require.NoError(t, err)
+	require.Zero(t, s.s.events.head.Load())
+
+	sub := s.Subscribe()
+	require.NoError(t, s.Set("a", []byte("2")))
+	require.EqualValues(t, 1, s.s.events.head.Load())
+	sub.Close()
+	require.NoError(t, s.Set("a", []byte("3")))
+	require.EqualValues(t, 1, s.s.events.head.Load())
+}
+
+func TestRingReadInOrder(t *testing.T) {
+	r := newRing(8, ringDone)
+	sub := r.subscribe()
+	defer sub.Close()
+	c := sub.cursor
+	_, next, missed, ok := r.read(c)
+	require.False(t, ok, "read at head returned an event")
+	require.Zero(t, missed)
+	require.Equal(t, c, next)
+
+	ringPublishN(r, 0, 6)
+	for i := range 6 {
+		ev, next, missed, ok := r.read(c)
+		require.True(t, ok, "position %d", c)
+		require.Zero(t, missed)
+		require.Equal(t, c+1, next)
+		requireRingEvent(t, i, ev)
+		c = next
+	}
+	_, next, missed, ok = r.read(c)
+	require.False(t, ok)
+	require.Zero(t, missed)
+	require.Equal(t, c, next)
+}
+
+// A position claimed by a writer (head moved) but not yet stored reads as
+// "nothing yet", not as an event and not as lag.
+func TestRingClaimedButNotStored(t *testing.T) {
+	r := newRing(4, ringDone)
+	sub := r.subscribe()
+	defer sub.Close()
+	pos := r.head.Add(1) - 1
+	_, next, missed, ok := r.read(pos)
+	require.False(t, ok)
+	require.Zero(t, missed)
+	require.Equal(t, pos, next)
+
+	ev, err := sub.Recv(ringCancelled())
+	require.ErrorIs(t, err, context.Canceled, "Recv returned %v", ev)
+
+	r.slots[pos&r.mask].Store(&ringNode{pos: pos, ev: Event{Key: "late", Kind: EventSet}})
+	ev, err = sub.Recv(ringCancelled())
+	require.NoError(t, err)
+	require.Equal(t, "late", ev.Key)
+
+	// A stale node from an earlier lap in the slot is not the event either.
+	r2 := newRing(4, ringDone)
+	sub2 := r2.subscribe()
+	defer sub2.Close()
+	ringPublishN(r2, 0, 4) // positions 0..3 fill the 4 slots
+	for range 4 {
+		_, err := sub2.Recv(ringCancelled())
+		require.NoError(t, err)
+	}
+	p := r2.head.Add(1) - 1 // position 4 claimed: its slot still holds position 0
+	require.EqualValues(t, 4, p)
+	_, _, missed, ok = r2.read(p)
+	require.False(t, ok, "read returned the previous lap's node")
+	require.Zero(t, missed)
+}
+
+// Lag is counted against the configured capacity, not the slot array's
+// power-of-two size: a subscriber n events behind a capacity-c ring misses
+// exactly max(0, n-c) and then reads the last min(n, c) in order.
+func TestRingLagCountedAgainstCapacity(t *testing.T) {
+	for _, capacity := range []int{1, 3, 5, 8, 13} {
+		r := newRing(capacity, ringDone)
+		slots := len(r.slots)
+		require.GreaterOrEqual(t, slots, capacity)
+		require.Zero(t, slots&(slots-1), "slot array not a power of two")
+		ns := []int{0, 1, capacity - 1, capacity, capacity + 1, slots, slots + 1, 2*capacity + 3, 3*slots + 1}
+		slices.Sort(ns)
+		for _, n := range slices.Compact(ns) {
+			t.Run(fmt.Sprintf("cap=%d/n=%d", capacity, n), func(t *testing.T) {
+				r := newRing(capacity, ringDone)
+				sub := r.subscribe()
+				defer sub.Close()
+				ringPublishN(r, 0, n)
+				want := max(0, n-capacity)
+				if want > 0 {
+					_, err := sub.Recv(ringCancelled())
+					var lag *LaggedError
+					require.ErrorAs(t, err, &lag)
+					require.EqualValues(t, want, lag.Missed)
+				}
+				for i := want; i < n; i++ {
+					ev, err := sub.Recv(ringCancelled())
+					require.NoError(t, err, "event %d of %d", i, n)
+					requireRingEvent(t, i, ev)
+				}
+				_, err := sub.Recv(ringCancelled())
+				require.ErrorIs(t, err, context.Canceled, "more events than published")
+
+				// And again from there: the subscriber is caught up.
+				ringPublishN(r, n, capacity)
+				for i := n; i < n+capacity; i++ {
+					ev, err := sub.Recv(ringCancelled())
+					require.NoError(t, err)
+					requireRingEvent(t, i, ev)
+				}
+			})
+		}
+	}
+}
+
+// A subscriber that lags twice is told each time, with each gap's size.
+func TestRingLagTwice(t *testing.T) {
+	r := newRing(5, ringDone)
+	sub := r.subscribe()
+	defer sub.Close()
+	ringPublishN(r, 0, 7) // 2 missed
+	var lag *LaggedError
+	_, err := sub.Recv(ringCancelled())
+	require.ErrorAs(t, err, &lag)
+	require.EqualValues(t, 2, lag.Missed)
+	ev, err := sub.Recv(ringCancelled())
+	require.NoError(t, err)
+	requireRingEvent(t, 2, ev)
+	ringPublishN(r, 7, 10) // now at position 3, head 17: 14 behind, 9 missed
+	_, err = sub.Recv(ringCancelled())
+	require.ErrorAs(t, err, &lag)
+	require.EqualValues(t, 9, lag.Missed)
+	for i := 12; i < 17; i++ {
+		ev, err := sub.Recv(ringCancelled())
+		require.NoError(t, err)
+		requireRingEvent(t, i, ev)
+	}
+}
+
+func TestLaggedErrorMessage(t *testing.T) {
+	err := error(&LaggedError{Missed: 42})
+	require.Contains(t, err.Error(), "42")
+	var lag *LaggedError
+	require.True(t, errors.As(fmt.Errorf("wrapped: %w", err), &lag))
+	require.EqualValues(t, 42, lag.Missed)
+}
+
+func TestEventKindString(t *testing.T) {
+	require.Equal(t, "set", EventSet.String())
+	require.Equal(t, "delete", EventDelete.String())
+	require.Equal(t, "expire", EventExpire.String())
+	require.Equal(t, "set", fmt.Sprint(EventSet))
+	for _, k := range []EventKind{0, 4, 255} {
+		s := k.String()
+		require.NotEmpty(t, s)
+		require.NotContains(t, []string{"set", "delete", "expire"}, s)
+	}
+	require.EqualValues(t, 1, EventSet)
+	require.EqualValues(t, 2, EventDelete)
+	require.EqualValues(t, 3, EventExpire)
+}
+
+// A Recv blocked on an empty ring wakes for a publish.
+func TestRingRecvWakesOnPublish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan struct{})
+		r := newRing(4, done)
+		sub := r.subscribe()
+		defer sub.Close()
+		got := make(chan Event, 1)
+		go func() {
+			ev, err := sub.Recv(context.Background())
+			if err == nil {
+				got <- ev
+			}
+			close(got)
+		}()
+		synctest.Wait()
+		require.Empty(t, got, "Recv returned with nothing published")
+		r.publish(ringEvent(7))
+		synctest.Wait()
+		ev, ok := <-got
+		require.True(t, ok, "Recv did not return the event")
+		requireRingEvent(t, 7, ev)
+	})
+}
+
+// WatchPrefix delivers only its prefix's events, and skips a lagged stretch
+// silently, going on from the oldest event still held.
+func TestWatchPrefixFiltersAndSkipsLag(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(WithWatchCapacity(4))
+		defer s.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch := s.WatchPrefix(ctx, "user/")
+		synctest.Wait() // the feeder is subscribed and waiting
+
+		require.NoError(t, s.SetString("other/1", "x"))
+		require.NoError(t, s.SetString("user/0", "0"))
+		synctest.Wait() // the feeder holds user/0 and waits to send it
+		ev := <-ch
+		require.Equal(t, Event{Key: "user/0", Kind: EventSet, Value: []byte("0")}, ev)
+
+		// The feeder is now back in Recv; publish a run it keeps up with.
+		require.NoError(t, s.SetString("other/2", "x"))
+		require.NoError(t, s.SetString("user/1", "1"))
+		ev = <-ch
+		require.Equal(t, "user/1", ev.Key)
+		synctest.Wait()
+
+		// Block the feeder on a send, then overrun it: 20 events while it
+		// holds user/2, of which only the last 4 are still held after.
+		require.NoError(t, s.SetString("user/2", "2"))
+		synctest.Wait()
+		for i := 3; i < 23; i++ {
+			if i%2 == 0 {
+				require.NoError(t, s.SetString("user/"+strconv.Itoa(i), strconv.Itoa(i)))
+			} else {
+				require.NoError(t, s.SetString("other/"+strconv.Itoa(i), "x"))
+			}
+		}
+		require.Equal(t, "user/2", (<-ch).Key)
+		// Held now: 19..22, of which user/20 and user/22 match.
+		require.Equal(t, "user/20", (<-ch).Key)
+		require.Equal(t, "user/22", (<-ch).Key)
+		synctest.Wait()
+		select {
+		case ev := <-ch:
+			t.Fatalf("unexpected event %v", ev)
+		default:
+		}
+
+		_, err := s.Delete("user/20")
+		require.NoError(t, err)
+		ev = <-ch
+		require.Equal(t, Event{Key: "user/20", Kind: EventDelete}, ev)
+
+		cancel()
+		_, open := <-ch
+		require.False(t, open, "channel not closed after ctx was cancelled")
+	})
+}
