@@ -52,10 +52,15 @@ type wheel struct {
 	elapsed  int64 // every slot starting before this tick has been drained
 	n        int   // timers held
 	overflow *timer
-	levels   [wheelLevels]struct {
-		occupied uint64
-		slots    [wheelSlots]*timer
-	}
+	// levels is allocated by the first schedule, so that a shard that never
+	// holds a TTL (and a store made and dropped quickly) does not pay its
+	// 3.6 KB.
+	levels *[wheelLevels]wheelLevel
+}
+
+type wheelLevel struct {
+	occupied uint64
+	slots    [wheelSlots]*timer
 }
 
 // tickOf is the tick at which a deadline fires: the first tick boundary at
@@ -98,6 +103,9 @@ func (w *wheel) place(t *timer) int64 {
 	shift := uint(level * wheelBits)
 	slot := uint8(tick>>shift) & (wheelSlots - 1)
 	t.level, t.slot = int8(level), slot
+	if w.levels == nil {
+		w.levels = new([wheelLevels]wheelLevel)
+	}
 	lv := &w.levels[level]
 	push(&lv.slots[slot], t)
 	lv.occupied |= 1 << slot
@@ -138,6 +146,9 @@ func (w *wheel) next() (tick int64, level int) {
 	tick, level = noTick, -1
 	if w.overflow != nil {
 		tick, level = w.overflowDue(), wheelOverflow
+	}
+	if w.levels == nil {
+		return tick, level
 	}
 	for l := wheelLevels - 1; l >= 0; l-- {
 		occ := w.levels[l].occupied
@@ -225,7 +236,10 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 // reset drops every timer. The timers themselves are left as they are: the
 // caller drops the entries that own them.
 func (w *wheel) reset() {
-	*w = wheel{elapsed: w.elapsed}
+	*w = wheel{elapsed: w.elapsed, levels: w.levels}
+	if w.levels != nil {
+		*w.levels = [wheelLevels]wheelLevel{}
+	}
 }
 
 func push(head **timer, t *timer) {
