@@ -1,0 +1,131 @@
+package workload
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardkv/shardkv/bench/stores"
+)
+
+func TestKeys(t *testing.T) {
+	if got := Key(123, 6); got != "user:000123" {
+		t.Fatalf("Key(123, 6) = %q", got)
+	}
+	if KeyWidth(1_000_000) != 6 || KeyWidth(10_000_000) != 7 || KeyWidth(10) != 6 {
+		t.Fatal("KeyWidth")
+	}
+	keys := Keys(1000)
+	if len(keys) != 1000 || keys[999] != "user:000999" {
+		t.Fatalf("Keys: %d, last %q", len(keys), keys[999])
+	}
+	for _, n := range []int{10_000, 1_000_000, 10_000_000, 12_345} {
+		p, count := ListPrefix(n)
+		want := 0
+		w := KeyWidth(n)
+		for i := 0; i < n; i += max(1, n/100_000) {
+			if strings.HasPrefix(Key(i, w), p) {
+				want++
+			}
+		}
+		want *= max(1, n/100_000)
+		if float64(count) < float64(n)/400 || float64(count) > float64(n)/25 {
+			t.Errorf("ListPrefix(%d) = %q, %d keys: not about 1%%", n, p, count)
+		}
+		if d := want - count; d < -n/100_000 || d > n/100_000 {
+			t.Errorf("ListPrefix(%d) = %q says %d keys, counted about %d", n, p, count, want)
+		}
+	}
+}
+
+func TestOrder(t *testing.T) {
+	const n = 100_000
+	z := Order(n, Zipf, 1)
+	u := Order(n, Uniform, 1)
+	if len(z) != OrderLen || len(u) != OrderLen {
+		t.Fatal("length")
+	}
+	count := func(o []int32) (distinct int, top float64) {
+		seen := map[int32]int{}
+		for _, i := range o {
+			if i < 0 || i >= n {
+				t.Fatalf("index %d out of range", i)
+			}
+			seen[i]++
+		}
+		counts := make([]int, 0, len(seen))
+		for _, c := range seen {
+			counts = append(counts, c)
+		}
+		slices.Sort(counts)
+		return len(seen), float64(counts[len(counts)-1]) / float64(len(o))
+	}
+	zd, ztop := count(z)
+	ud, utop := count(u)
+	if ztop < 0.05 || utop > 0.001 || zd >= ud {
+		t.Fatalf("zipf: %d distinct, top %.4f; uniform: %d distinct, top %.4f", zd, ztop, ud, utop)
+	}
+}
+
+func newEnv(t *testing.T, name string, n int) *Env {
+	t.Helper()
+	specs, err := stores.Lookup([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := NewKeyspace(n)
+	s, mem, err := Build(specs[0], ks, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if mem.Held != n || mem.HeapBytesPerEntry <= 0 {
+		t.Fatalf("Build: held %d of %d, %.0f B/entry", mem.Held, n, mem.HeapBytesPerEntry)
+	}
+	return &Env{Keyspace: ks, Store: s}
+}
+
+func TestWorkloadsOnShardkv(t *testing.T) {
+	env := newEnv(t, "shardkv", 5000)
+	for _, w := range Standard(Zipf, Uniform) {
+		cell, err := w.Start(env)
+		if err != nil {
+			t.Fatalf("%s: %v", w.Name, err)
+		}
+		res := RunFor(cell, 2, 10*time.Millisecond)
+		m := res.Metrics
+		if res.Ops == 0 || m.Errors != 0 || m.Dropped != 0 {
+			t.Errorf("%s: %d ops, %d errors, %d dropped", w.Name, res.Ops, m.Errors, m.Dropped)
+		}
+		switch {
+		case strings.HasPrefix(w.Name, "read") && m.HitRatio() != 1:
+			t.Errorf("%s: hit ratio %v", w.Name, m.HitRatio())
+		case w.Name == "get-half-expired" && (m.HitRatio() < 0.3 || m.HitRatio() > 0.7):
+			t.Errorf("%s: hit ratio %v, want about 0.5", w.Name, m.HitRatio())
+		case strings.HasPrefix(w.Name, "watch-") && m.Events == 0:
+			t.Errorf("%s: no events received", w.Name)
+		}
+	}
+	for _, op := range Ops() {
+		if c := MeasureOp(env, op, time.Millisecond); c.Runs < 3 {
+			t.Errorf("%s: %d runs", op.Name, c.Runs)
+		}
+	}
+}
+
+func TestRunLatency(t *testing.T) {
+	env := newEnv(t, "xsync", 5000)
+	cell, _ := Read90().Start(env)
+	l := RunLatency(cell, LatencyConfig{Goroutines: 2, Rate: 50_000, Duration: 100 * time.Millisecond, SampleEvery: 4})
+	// No throughput check: on a busy machine the run may be descheduled.
+	if l.Ops == 0 || l.Samples < l.Ops/4-2 || l.Samples > l.Ops/4+2 || l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P999 ||
+		l.ServiceP99 > l.Max || l.Offered != 50_000 {
+		t.Fatalf("%+v", l)
+	}
+	cell, _ = Read90().Start(env)
+	l = RunLatency(cell, LatencyConfig{Goroutines: 2, Rate: 50_000, Ops: 1000, SampleEvery: 1})
+	if l.Ops != 1000 || l.Samples != 1000 {
+		t.Fatalf("Ops-bounded run: %d ops, %d samples", l.Ops, l.Samples)
+	}
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardkv/shardkv/bench/stores"
+	"github.com/shardkv/shardkv/bench/workload"
+)
+
+// TestRun runs a tiny matrix end to end and checks that it writes the
+// table, the JSON and the charts, that every store has a row and that
+// unsupported workloads are reported as n/a rather than measured.
+func TestRun(t *testing.T) {
+	specs, err := stores.Lookup([]string{"shardkv", "shardkv-view", "reference", "xsync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, w := range workload.Standard(workload.Zipf) {
+		names = append(names, w.Name)
+	}
+	o := options{
+		workloads:   append(names, wLatency, wScaling, wOps),
+		stores:      specs,
+		sizes:       []int{2000},
+		dists:       []workload.Dist{workload.Zipf},
+		cell:        5 * time.Millisecond,
+		procs:       []int{2},
+		goroutines:  []int{1, 2},
+		rate:        20_000,
+		latencyDur:  20 * time.Millisecond,
+		sampleEvery: 4,
+		gcRounds:    1,
+		out:         t.TempDir(),
+		progress:    "none",
+		format:      "svg",
+		quiet:       true,
+	}
+	if err := run(o); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"results.json", "results.md", "throughput.svg", "scaling.svg", "latency.svg", "memory.svg"} {
+		if fi, err := os.Stat(filepath.Join(o.out, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(o.out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Machine.Cores == 0 || rep.Machine.GoVersion == "" || rep.Machine.Date == "" {
+		t.Errorf("machine not recorded: %+v", rep.Machine)
+	}
+	status := map[string]string{}
+	for _, c := range rep.Cells {
+		status[c.Store+"/"+c.Workload] = c.Status
+		if c.Status == "ok" && (c.Ops == 0 || c.OpsPerSec <= 0) {
+			t.Errorf("%s/%s: ok without operations", c.Store, c.Workload)
+		}
+		if c.Status == "error" {
+			t.Errorf("%s/%s: %s", c.Store, c.Workload, c.Reason)
+		}
+	}
+	for cell, want := range map[string]string{
+		"shardkv/ttl-churn":          "ok",
+		"shardkv/watch-8":            "ok",
+		"reference/watch-8":          "ok",
+		"xsync/ttl-churn":            "n/a",
+		"xsync/watch-1":              "n/a",
+		"shardkv-view/write100":      "n/a",
+		"shardkv-view/read90":        "ok",
+		"xsync/get-half-expired":     "n/a",
+		"reference/get-half-expired": "ok",
+	} {
+		if status[cell] != want {
+			t.Errorf("%s: status %q, want %q", cell, status[cell], want)
+		}
+	}
+	if len(rep.Latency) != len(specs) || len(rep.Memory) != len(specs) {
+		t.Errorf("latency rows %d, memory rows %d, want %d", len(rep.Latency), len(rep.Memory), len(specs))
+	}
+	md, _ := os.ReadFile(filepath.Join(o.out, "results.md"))
+	for _, want := range []string{"| workload | store | ops/s | ns/op | allocs/op | p99 | bytes/entry | ×shardkv |", "Machine: ", "| xsync |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q", want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int{"10k": 10_000, "1M": 1_000_000, "10m": 10_000_000, "12345": 12345} {
+		if got, err := workload.ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v", in, got, err)
+		}
+	}
+	if _, err := workload.ParseSize("x"); err == nil {
+		t.Error("ParseSize(x) succeeded")
+	}
+}
