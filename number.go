@@ -9,8 +9,8 @@ import (
 // strconv.ParseInt(s, 10, 64)) would: an optional sign, then one or more
 // ASCII digits, nothing else. It does not allocate unless it fails; its
 // errors carry Rust's messages.
-func parseInt(b []byte) (int64, error) {
-	if !utf8.Valid(b) {
+func parseInt(b string) (int64, error) {
+	if !utf8.ValidString(b) {
 		return 0, &StorageError{Msg: "invalid number: invalid utf-8"}
 	}
 	if len(b) == 0 {
@@ -29,7 +29,8 @@ func parseInt(b []byte) (int64, error) {
 	}
 	// Accumulate negatively: -9223372036854775808 fits, its positive doesn't.
 	var n int64
-	for _, c := range digits {
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
 		if c < '0' || c > '9' {
 			return 0, &StorageError{Msg: "invalid number: invalid digit found in string"}
 		}

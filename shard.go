@@ -6,22 +6,19 @@ import (
 	"unsafe"
 )
 
-// entry is what a shard's map holds for a key. It is stored by value, so a
-// key without a TTL costs the map slot and its value bytes, nothing more.
+// entry is what a shard's map holds for a key. It is stored by value, 24
+// bytes, so a key without a TTL costs a 40-byte map slot and its key and
+// value bytes, nothing more.
 type entry struct {
-	// value is never written after it is stored: every mutation stores a
-	// fresh slice. That is what lets readers copy it (or lend it to View,
-	// events and iterators) after releasing the shard lock.
-	value []byte
-	// when is the deadline (store clock, ns); meaningful only when t != nil.
-	// It repeats t.when so a read checks the deadline without touching the
-	// timer's cache line.
-	when int64
-	t    *timer // the entry's place in the wheel; nil when it has no TTL
+	// value is immutable (a string), and every mutation stores a new one.
+	// That is what lets readers copy it (or lend its bytes to View, events
+	// and iterators) after releasing the shard lock.
+	value string
+	t     *timer // the entry's place in the wheel, with its deadline; nil: no TTL
 }
 
 // expired reports whether e has a deadline at or before now.
-func (e *entry) expired(now int64) bool { return e.t != nil && now >= e.when }
+func (e *entry) expired(now int64) bool { return e.t != nil && now >= e.t.when }
 
 // shardFields is a shard without its padding.
 type shardFields struct {
@@ -63,7 +60,6 @@ func (sh *shard) schedule(e *entry, key string, when int64) int64 {
 	} else {
 		sh.w.cancel(e.t)
 	}
-	e.when = when
 	start := sh.w.schedule(e.t, when)
 	if start < sh.due.Load() {
 		sh.due.Store(start)

@@ -1,7 +1,6 @@
 package shardkv
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -198,7 +198,7 @@ func (s *store) find(sh *shard, key string, now int64) (e entry, found, held boo
 		if now < 0 {
 			now = s.now()
 		}
-		if now >= e.when {
+		if now >= e.t.when {
 			s.reclaim(sh, key, &e, true)
 			return entry{}, false, true
 		}
@@ -206,30 +206,42 @@ func (s *store) find(sh *shard, key string, now int64) (e entry, found, held boo
 	return e, found, found
 }
 
-// lookup returns the stored (shared, never written) value of a live key.
-// The clock is read only for an entry that has a deadline.
-func (s *store) lookup(key string) ([]byte, bool, error) {
+// lookup returns the stored (immutable) value of a live key. The key is
+// validated only on a miss: every stored key passed the validator, which is
+// fixed at New, so a hit proves the key valid. The clock is read only for an
+// entry that has a deadline.
+func (s *store) lookup(key string) (string, bool, error) {
 	if s.closed.Load() {
-		return nil, false, ErrClosed
+		return "", false, ErrClosed
 	}
-	if err := s.checkKey(key); err != nil {
-		return nil, false, err
+	v, ok := s.peek(key)
+	if !ok {
+		if err := s.checkKey(key); err != nil {
+			return "", false, err
+		}
 	}
-	return s.peek(key)
+	return v, ok, nil
 }
 
-func (s *store) peek(key string) ([]byte, bool, error) {
+func (s *store) peek(key string) (string, bool) {
 	sh := s.shardFor(key)
 	sh.mu.RLock()
 	e, ok := sh.m[key]
-	if ok && e.t != nil && s.now() >= e.when {
+	if ok && e.t != nil && s.now() >= e.t.when {
 		ok = false
 	}
 	sh.mu.RUnlock()
-	if !ok {
-		return nil, false, nil
+	return e.value, ok
+}
+
+// bytesOf lends the bytes of the immutable string v, for readers only: the
+// slice must never be written. Its capacity is its length, so an append by
+// whoever holds it copies.
+func bytesOf(v string) []byte {
+	if len(v) == 0 {
+		return []byte{}
 	}
-	return e.value, true, nil
+	return unsafe.Slice(unsafe.StringData(v), len(v))
 }
 
 // Get returns a copy of key's value and whether the key is present and
@@ -240,21 +252,21 @@ func (s *Store) Get(key string) (value []byte, found bool, err error) {
 		return nil, false, err
 	}
 	out := make([]byte, len(v))
-	copy(out, v) // v is never written again, so the copy needs no lock
+	copy(out, v) // v is immutable, so the copy needs no lock
 	return out, true, nil
 }
 
 // GetString is [Store.Get] returning the value as a string. A value that is
-// not valid UTF-8 is reported as a [*StorageError].
+// not valid UTF-8 is reported as a [*StorageError]. It allocates nothing.
 func (s *Store) GetString(key string) (value string, found bool, err error) {
 	v, ok, err := s.s.lookup(key)
 	if !ok {
 		return "", false, err
 	}
-	if !utf8.Valid(v) {
+	if !utf8.ValidString(v) {
 		return "", false, &StorageError{Msg: "invalid UTF-8 in value"}
 	}
-	return string(v), true, nil
+	return v, true, nil // immutable: no copy needed
 }
 
 // AppendValue appends key's value to dst and returns the extended slice and
@@ -275,7 +287,7 @@ func (s *Store) AppendValue(dst []byte, key string) ([]byte, bool, error) {
 func (s *Store) View(key string, fn func(value []byte)) (found bool, err error) {
 	v, ok, err := s.s.lookup(key)
 	if ok {
-		fn(v)
+		fn(bytesOf(v))
 	}
 	return ok, err
 }
@@ -287,7 +299,7 @@ func (s *Store) Exists(key string) bool {
 	if s.s.closed.Load() {
 		return false
 	}
-	_, ok, _ := s.s.peek(key)
+	_, ok := s.s.peek(key)
 	return ok
 }
 
@@ -298,20 +310,21 @@ func (s *Store) TTL(key string) (ttl time.Duration, found bool, err error) {
 	if st.closed.Load() {
 		return 0, false, ErrClosed
 	}
-	if err := st.checkKey(key); err != nil {
-		return 0, false, err
-	}
 	sh := st.shardFor(key)
 	sh.mu.RLock()
-	defer sh.mu.RUnlock()
 	e, ok := sh.m[key]
-	if !ok {
-		return 0, false, nil
+	var when int64
+	if ok && e.t != nil {
+		when = e.t.when
 	}
-	if e.t == nil {
+	sh.mu.RUnlock()
+	switch {
+	case !ok:
+		return 0, false, st.checkKey(key)
+	case e.t == nil:
 		return NoTTL, true, nil
 	}
-	if left := e.when - st.now(); left > 0 {
+	if left := when - st.now(); left > 0 {
 		return time.Duration(left), true, nil
 	}
 	return 0, false, nil
@@ -324,7 +337,7 @@ func (s *Store) Set(key string, value []byte) error {
 	if err := s.s.checkWrite(key, len(value)); err != nil {
 		return err
 	}
-	return s.s.put(key, bytes.Clone(nonNil(value)), 0, false)
+	return s.s.put(key, string(value), 0, false)
 }
 
 // SetString is [Store.Set] with a string value.
@@ -332,7 +345,7 @@ func (s *Store) SetString(key, value string) error {
 	if err := s.s.checkWrite(key, len(value)); err != nil {
 		return err
 	}
-	return s.s.put(key, []byte(value), 0, false)
+	return s.s.put(key, strings.Clone(value), 0, false)
 }
 
 // SetWithTTL is [Store.Set] with a time to live: from ttl after the call the
@@ -343,25 +356,18 @@ func (s *Store) SetWithTTL(key string, value []byte, ttl time.Duration) error {
 	if err := s.s.checkWrite(key, len(value)); err != nil {
 		return err
 	}
-	return s.s.put(key, bytes.Clone(nonNil(value)), ttl, true)
-}
-
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
+	return s.s.put(key, string(value), ttl, true)
 }
 
 // put stores v (already the store's own copy) under key.
-func (s *store) put(key string, v []byte, ttl time.Duration, withTTL bool) error {
+func (s *store) put(key string, v string, ttl time.Duration, withTTL bool) error {
 	_, err := retryFull(s, func() (struct{}, error) {
 		return struct{}{}, s.putOnce(key, v, ttl, withTTL)
 	})
 	return err
 }
 
-func (s *store) putOnce(key string, v []byte, ttl time.Duration, withTTL bool) error {
+func (s *store) putOnce(key string, v string, ttl time.Duration, withTTL bool) error {
 	sh := s.shardFor(key)
 	sh.mu.Lock()
 	now := int64(-1)
@@ -381,7 +387,7 @@ func (s *store) putOnce(key string, v []byte, ttl time.Duration, withTTL bool) e
 		sh.unschedule(&e)
 	}
 	sh.m[key] = e
-	s.events.publish(key, EventSet, v)
+	s.events.publish(key, EventSet, bytesOf(v))
 	sh.mu.Unlock()
 	s.wakeReaper(due)
 	return nil
@@ -448,9 +454,10 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 		}
 		n = delta
 	}
-	e.value = strconv.AppendInt(nil, n, 10)
+	var buf [20]byte
+	e.value = string(strconv.AppendInt(buf[:0], n, 10))
 	sh.m[key] = e
-	s.events.publish(key, EventSet, e.value)
+	s.events.publish(key, EventSet, bytesOf(e.value))
 	return n, nil
 }
 
@@ -486,7 +493,7 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	e, found, held := s.find(sh, key, -1)
 	match := !found
 	if expected != nil {
-		match = found && bytes.Equal(e.value, expected)
+		match = found && e.value == string(expected)
 	}
 	if !match {
 		if held && !found {
@@ -499,10 +506,10 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	}
 	// Copied under the lock, once the swap is certain, so contended CAS
 	// loops that lose do not allocate.
-	e.value = bytes.Clone(nonNil(newValue))
+	e.value = string(newValue)
 	sh.unschedule(&e)
 	sh.m[key] = e
-	s.events.publish(key, EventSet, e.value)
+	s.events.publish(key, EventSet, bytesOf(e.value))
 	return true, nil
 }
 
@@ -549,7 +556,7 @@ func (s *Store) Keys(prefix string) iter.Seq[string] {
 func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
 	type kv struct {
 		k string
-		v []byte
+		v string
 	}
 	return func(yield func(string, []byte) bool) {
 		st := s.s
@@ -569,7 +576,7 @@ func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
 			}
 			sh.mu.RUnlock()
 			for _, p := range buf {
-				if !yield(p.k, bytes.Clone(p.v)) {
+				if !yield(p.k, []byte(p.v)) {
 					return
 				}
 			}
