@@ -105,9 +105,27 @@ func (r *ring) publish(key string, kind EventKind, value []byte) {
 		return
 	}
 	pos := r.head.Add(1) - 1
-	r.slots[pos&r.mask].Store(&ringNode{pos: pos, ev: Event{Key: key, Kind: kind, Value: value}})
+	r.put(&ringNode{pos: pos, ev: Event{Key: key, Kind: kind, Value: value}})
 	if r.waiters.Load() != 0 {
 		r.wake()
+	}
+}
+
+// put stores a claimed position's node in its slot.
+func (r *ring) put(node *ringNode) {
+	slot := &r.slots[node.pos&r.mask]
+	for {
+		// A writer preempted between its claim and its store must not
+		// overwrite a newer event that lapped it into the same slot: then
+		// head is more than capacity past pos, so any reader still at pos is
+		// reported lagged, and dropping this store loses nothing.
+		old := slot.Load()
+		if old != nil && old.pos > node.pos {
+			return
+		}
+		if slot.CompareAndSwap(old, node) {
+			return
+		}
 	}
 }
 
@@ -145,8 +163,11 @@ func (r *ring) read(c uint64) (ev Event, next uint64, missed uint64, ok bool) {
 // done; an open subscription costs every mutation an event allocation.
 // Recv may be called from several goroutines; each event goes to one call.
 type Subscription struct {
-	r      *ring
-	mu     sync.Mutex // serialises Recv; guards cursor
+	r *ring
+	// turn serialises Recv calls and guards cursor: a one-token channel
+	// rather than a mutex, so that a Recv waiting for its turn still
+	// returns when its ctx ends.
+	turn   chan struct{}
 	cursor uint64
 	done   chan struct{}
 	once   sync.Once
@@ -154,7 +175,9 @@ type Subscription struct {
 
 func (r *ring) subscribe() *Subscription {
 	r.subs.Add(1)
-	return &Subscription{r: r, cursor: r.head.Load(), done: make(chan struct{})}
+	sub := &Subscription{r: r, cursor: r.head.Load(), turn: make(chan struct{}, 1), done: make(chan struct{})}
+	sub.turn <- struct{}{}
+	return sub
 }
 
 // Recv returns the next event. It blocks until there is one, ctx is done
@@ -164,9 +187,19 @@ func (r *ring) subscribe() *Subscription {
 // event still held. After the store closes, Recv still returns the events
 // it holds, then ErrClosed.
 func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
 	r := sub.r
+	select {
+	case <-sub.turn: // free: take it even if ctx is already done
+	default:
+		select {
+		case <-sub.turn:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case <-sub.done:
+			return Event{}, ErrClosed
+		}
+	}
+	defer func() { sub.turn <- struct{}{} }()
 	for {
 		select {
 		case <-sub.done:

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -314,5 +315,49 @@ func TestWatchPrefixFiltersAndSkipsLag(t *testing.T) {
 		cancel()
 		_, open := <-ch
 		require.False(t, open, "channel not closed after ctx was cancelled")
+	})
+}
+
+// TestRingLateStoreNeverHidesANewerEvent: a writer preempted between its
+// claim and its store, lapped in the meantime, must not overwrite the newer
+// event in its slot (found in review: the subscriber then slept on an event
+// that was lost).
+func TestRingLateStoreNeverHidesANewerEvent(t *testing.T) {
+	r := newRing(1, ringDone)
+	sub := r.subscribe()
+	defer sub.Close()
+	late := r.head.Add(1) - 1                                        // writer A claims 0...
+	r.publish("b", EventSet, []byte("B"))                            // ...writer B publishes 1 into the same slot...
+	r.put(&ringNode{pos: late, ev: Event{Key: "a", Kind: EventSet}}) // ...then A stores.
+	if n := r.slots[1&r.mask].Load(); n == nil || n.pos != 1 || n.ev.Key != "b" {
+		t.Fatalf("slot holds %+v, want position 1 (b)", n)
+	}
+	// Capacity 1: the subscriber, two behind, first learns it missed one.
+	_, err := sub.Recv(ringCancelled())
+	var lag *LaggedError
+	if !errors.As(err, &lag) || lag.Missed != 1 {
+		t.Fatalf("got %v; want a lag of 1", err)
+	}
+	ev, err := sub.Recv(ringCancelled())
+	if err != nil || ev.Key != "b" {
+		t.Fatalf("got %+v, %v; want event b", ev, err)
+	}
+}
+
+// TestRecvWaitingForItsTurnHonoursCtx: a Recv queued behind another Recv on
+// the same subscription still returns when its ctx ends (found in review).
+func TestRecvWaitingForItsTurnHonoursCtx(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New()
+		defer s.Close()
+		sub := s.Subscribe()
+		defer sub.Close()
+		go sub.Recv(context.Background()) // holds the turn until sub.Close
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := sub.Recv(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("queued Recv returned %v, want its ctx's deadline", err)
+		}
 	})
 }

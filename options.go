@@ -77,15 +77,20 @@ func WithBackend(b Backend) Option {
 	return func(o *options) { o.backend = b }
 }
 
+// maxWatchCapacity bounds WithWatchCapacity: the ring's slots are allocated
+// up front, 8 bytes each.
+const maxWatchCapacity = 1 << 24
+
 // WithWatchCapacity sets how many events a subscriber may fall behind before
-// it is told it lagged. Values below 1 are taken as 1.
+// it is told it lagged. It is clamped to [1, 16777216].
 func WithWatchCapacity(n int) Option {
-	return func(o *options) { o.watchCapacity = max(n, 1) }
+	return func(o *options) { o.watchCapacity = min(max(n, 1), maxWatchCapacity) }
 }
 
 // WithKeyValidator replaces [ValidateKey] as the rule keys must follow. The
 // store wraps fn's error so that errors.Is(err, ErrInvalidKey) holds. A nil
-// fn restores ValidateKey.
+// fn restores ValidateKey. fn must be a pure function of the key: reads call
+// it only on a miss, since a stored key has already passed it.
 func WithKeyValidator(fn func(key string) error) Option {
 	return func(o *options) {
 		if fn == nil {

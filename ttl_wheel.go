@@ -199,6 +199,16 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 		kept := false
 		for t := *head; t != nil; {
 			next := t.next
+			if level == wheelOverflow {
+				// The overflow list is drained whole, uncharged: its timers
+				// belong to the window elapsed just entered, and a partly
+				// drained list would be looked at again only a window
+				// (139 years) later. It holds only deadlines that far out.
+				w.unlink(t)
+				w.place(t)
+				t = next
+				continue
+			}
 			if level == 0 && t.when > now {
 				// Its tick has come but now is still inside the tick: it
 				// stays, and is not charged to the budget (leaving it is

@@ -315,3 +315,20 @@ func wheelRandom(t *testing.T, seed uint64) {
 		}
 	}
 }
+
+// TestWheelOverflowDrainedWhole: when elapsed enters a new top-level window,
+// every overflow timer is placed again, however small the budget; a partly
+// drained overflow list would wait a whole window (139 years) more (found in
+// review).
+func TestWheelOverflowDrainedWhole(t *testing.T) {
+	h := newWheelHarness(t)
+	window := int64(1) << wheelSpan // ticks
+	for i := range 5 {
+		h.schedule(fmt.Sprint("k", i), (window+int64(10*i)+5)*ms)
+	}
+	h.schedule("far", (3*window)*ms)
+	h.advance(window*ms, 1) // check() asserts due <= every timer's tick
+	if got := h.advance((window+50)*ms, 1); len(got) != 5 {
+		t.Fatalf("fired %v, want the 5 timers of the new window", got)
+	}
+}
