@@ -2,6 +2,7 @@ package shardkv
 
 import (
 	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,10 +67,7 @@ func (s *store) wakeReaper(tick int64) {
 }
 
 // lowerTo sets *v to x if x is lower, and reports whether it did.
-func lowerTo(v interface {
-	Load() int64
-	CompareAndSwap(old, new int64) bool
-}, x int64) bool {
+func lowerTo(v *atomic.Int64, x int64) bool {
 	for {
 		cur := v.Load()
 		if x >= cur {
