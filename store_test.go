@@ -841,24 +841,27 @@ func TestStore_QuotaDefault(t *testing.T) {
 	require.NoError(t, s.Set("one-more", nil))
 }
 
+// keyCreators are the writes that can create a key, each reporting a
+// refusal (or a CAS that did not swap) as an error.
+var keyCreators = map[string]func(s *shardkv.Store, key string) error{
+	"Set":        func(s *shardkv.Store, key string) error { return s.Set(key, []byte("1")) },
+	"SetString":  func(s *shardkv.Store, key string) error { return s.SetString(key, "1") },
+	"SetWithTTL": func(s *shardkv.Store, key string) error { return s.SetWithTTL(key, []byte("1"), time.Hour) },
+	"Increment": func(s *shardkv.Store, key string) error {
+		_, err := s.Increment(key, 1)
+		return err
+	},
+	"CompareAndSwap": func(s *shardkv.Store, key string) error {
+		swapped, err := s.CompareAndSwap(key, nil, []byte("1"))
+		if err == nil && !swapped {
+			return errNotSwapped
+		}
+		return err
+	},
+}
+
 func TestStore_QuotaCreatingWrites(t *testing.T) {
-	creators := map[string]func(s *shardkv.Store, key string) error{
-		"Set":        func(s *shardkv.Store, key string) error { return s.Set(key, []byte("1")) },
-		"SetString":  func(s *shardkv.Store, key string) error { return s.SetString(key, "1") },
-		"SetWithTTL": func(s *shardkv.Store, key string) error { return s.SetWithTTL(key, []byte("1"), time.Hour) },
-		"Increment": func(s *shardkv.Store, key string) error {
-			_, err := s.Increment(key, 1)
-			return err
-		},
-		"CompareAndSwap": func(s *shardkv.Store, key string) error {
-			swapped, err := s.CompareAndSwap(key, nil, []byte("1"))
-			if err == nil && !swapped {
-				return errNotSwapped
-			}
-			return err
-		},
-	}
-	for name, create := range creators {
+	for name, create := range keyCreators {
 		t.Run(name, func(t *testing.T) {
 			s := shardkv.New(shardkv.WithMaxKeys(3))
 			defer s.Close()
@@ -1377,23 +1380,7 @@ func TestStore_ExactlyOneExpirePerEntry(t *testing.T) {
 // A new key refused for the quota first makes the store reclaim what is
 // due; an entry not yet due still holds its slot.
 func TestStore_QuotaReclaimsExpiredFirst(t *testing.T) {
-	writes := map[string]func(s *shardkv.Store, key string) error{
-		"Set":        func(s *shardkv.Store, key string) error { return s.Set(key, []byte("1")) },
-		"SetString":  func(s *shardkv.Store, key string) error { return s.SetString(key, "1") },
-		"SetWithTTL": func(s *shardkv.Store, key string) error { return s.SetWithTTL(key, []byte("1"), time.Hour) },
-		"Increment": func(s *shardkv.Store, key string) error {
-			_, err := s.Increment(key, 1)
-			return err
-		},
-		"CompareAndSwap": func(s *shardkv.Store, key string) error {
-			swapped, err := s.CompareAndSwap(key, nil, []byte("1"))
-			if err == nil && !swapped {
-				return errNotSwapped
-			}
-			return err
-		},
-	}
-	for name, write := range writes {
+	for name, write := range keyCreators {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := shardkv.New(shardkv.WithMaxKeys(3))
