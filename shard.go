@@ -75,15 +75,11 @@ func (sh *shard) unschedule(e *entry) {
 	}
 }
 
-// reclaim (under mu) removes the expired entry e of key, releases its quota
-// slot unless the caller takes it over (keepSlot), and publishes its
-// EventExpire.
-func (s *store) reclaim(sh *shard, key string, e *entry, keepSlot bool) {
-	sh.unschedule(e)
+// expire (under mu) removes key's expired entry, whose timer is already
+// cancelled or fired, and publishes its EventExpire. The caller decides what
+// becomes of the entry's quota slot.
+func (s *store) expire(sh *shard, key string) {
 	delete(sh.m, key)
-	if !keepSlot {
-		s.count.Add(-1)
-	}
 	s.events.publish(key, EventExpire, nil)
 }
 
@@ -98,10 +94,8 @@ func (s *store) reclaimDue(sh *shard, now int64) {
 	fire := func(t *timer) {
 		// The timer fired, so its entry is the current one for t.key (an
 		// overwrite or delete cancels the old timer) and is expired.
-		delete(sh.m, t.key)
-		t.level = -1
+		s.expire(sh, t.key)
 		s.count.Add(-1)
-		s.events.publish(t.key, EventExpire, nil)
 	}
 	for {
 		sh.mu.Lock()

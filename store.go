@@ -199,7 +199,8 @@ func (s *store) find(sh *shard, key string, now int64) (e entry, found, held boo
 			now = s.now()
 		}
 		if now >= e.t.when {
-			s.reclaim(sh, key, &e, true)
+			sh.unschedule(&e)
+			s.expire(sh, key) // its quota slot passes to the caller
 			return entry{}, false, true
 		}
 	}
