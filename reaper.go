@@ -58,6 +58,9 @@ func tickTime(tick int64) int64 {
 // wakeReaper tells the reaper about a slot due at tick, if that is earlier
 // than the one it sleeps until.
 func (s *store) wakeReaper(tick int64) {
+	if tick == noTick {
+		return // a write without a TTL: do not touch the reaper's shared word
+	}
 	if lowerTo(&s.nextWake, tick) {
 		select {
 		case s.wake <- struct{}{}:
