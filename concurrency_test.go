@@ -950,7 +950,7 @@ func TestConcurrentMixedOperations(t *testing.T) {
 	listed, err := s.ListKeys("")
 	require.NoError(t, err)
 	require.Equal(t, s.Len(), len(listed), "Len disagrees with ListKeys after CleanExpired")
-	var iterated []string
+	iterated := []string{} // as ListKeys returns when nothing is held
 	for k := range s.Keys("") {
 		iterated = append(iterated, k)
 	}
