@@ -2,6 +2,8 @@ package shardkv
 
 import (
 	"context"
+	"fmt"
+	"math/rand"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -271,4 +273,26 @@ func BenchmarkListKeys(b *testing.B) {
 			b.Fatalf("listed %d keys", len(got))
 		}
 	}
+}
+
+// benchKeys returns n keys shaped like user:000123.
+func benchKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("user:%07d", i)
+	}
+	return keys
+}
+
+// zipfOrder returns length (a power of two) key indices in [0, n), zipf
+// distributed (s=1.01) and scattered so that hot keys are not neighbours.
+func zipfOrder(n, length int) []int {
+	rng := rand.New(rand.NewSource(42))
+	z := rand.NewZipf(rng, 1.01, 1, uint64(n-1))
+	perm := rng.Perm(n)
+	order := make([]int, length)
+	for i := range order {
+		order[i] = perm[z.Uint64()]
+	}
+	return order
 }

@@ -14,11 +14,13 @@
 //
 // # Design
 //
-// Keys are hashed with xxhash onto a power-of-two number of lock-striped
-// shards, each a Go map guarded by its own sync.RWMutex and padded so that
-// no two shards' locks share a cache line. Reads take the read lock and
-// compare the entry's deadline with the monotonic clock; the clock is not
-// read at all for an entry without a TTL.
+// Keys are hashed with xxhash onto a power-of-two number of shards. A shard
+// is an open-addressing hash table whose slots point to immutable records
+// (key, value and deadline in one pointer-free allocation), a mutex that
+// serializes its writers, and a timing wheel. Reads take no lock: they load
+// the slot's record atomically and compare its deadline with the monotonic
+// clock, which is not read at all for a key without a TTL. A write builds
+// its record before locking and publishes it with one atomic store.
 //
 // Expiry is reclaimed by a hierarchical timing wheel per shard (7 levels of
 // 64 slots from a 1 ms tick up to 139 years, and an overflow list), with

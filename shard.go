@@ -6,29 +6,18 @@ import (
 	"unsafe"
 )
 
-// entry is what a shard's map holds for a key. It is stored by value, 24
-// bytes, so a key without a TTL costs a 40-byte map slot and its key and
-// value bytes, nothing more.
-type entry struct {
-	// value is immutable (a string), and every mutation stores a new one.
-	// That is what lets readers copy it (or lend its bytes to View, events
-	// and iterators) after releasing the shard lock.
-	value string
-	t     *timer // the entry's place in the wheel, with its deadline; nil: no TTL
-}
-
-// expired reports whether e has a deadline at or before now.
-func (e *entry) expired(now int64) bool { return e.t != nil && now >= e.t.when }
-
 // shardFields is a shard without its padding.
 type shardFields struct {
-	// mu guards m and w. It is a sync.RWMutex rather than xsync's RBMutex:
-	// see BenchmarkShardLock and the README for the figures. Keys are spread
-	// over many shards, so readers of different keys rarely share a lock
-	// word, and RBMutex's writer path (a scan of every reader slot and two
-	// clock reads) is paid on every write of a read-mostly mix.
-	mu sync.RWMutex
-	m  map[string]entry
+	// tab is the shard's storage. Readers load it and probe it without any
+	// lock; only a writer holding mu replaces it (when it grows).
+	tab atomic.Pointer[table]
+	// The readers' word gets a cache line of its own, so that writers
+	// taking mu do not take the line from readers.
+	_ [56]byte
+
+	// mu serializes the shard's writers (and iterators, which want a
+	// consistent shard). Point reads never take it.
+	mu sync.Mutex
 	// due mirrors w.due(): the tick at which the shard's earliest wheel slot
 	// comes due, or noTick. It is written under mu and read without it by
 	// the reaper and by quota reclaim, which only use it to skip shards with
@@ -40,46 +29,69 @@ type shardFields struct {
 
 // shard is one lock stripe. Its size is a multiple of 128 bytes (two cache
 // lines, the unit the prefetcher pulls), so in the shards array no two
-// shards' lock words share a line.
+// shards' words share a line.
 type shard struct {
 	shardFields
 	_ [(128 - unsafe.Sizeof(shardFields{})%128) % 128]byte
 }
 
 func (sh *shard) init() {
-	sh.m = make(map[string]entry)
+	sh.tab.Store(emptyTable)
 	sh.due.Store(noTick)
 }
 
-// schedule (under mu) gives e a timer firing at deadline when, reusing e's
-// timer if it has one. It returns the tick at which the reaper must look at
-// this shard.
-func (sh *shard) schedule(e *entry, key string, when int64) int64 {
-	if e.t == nil {
-		e.t = &timer{key: key, level: -1}
-	} else {
-		sh.w.cancel(e.t)
+// insert (under mu) stores r, whose key hashes to h and is absent, growing
+// the table first if it has no room.
+func (sh *shard) insert(h uint64, r *record) *slot {
+	t := sh.tab.Load()
+	if t.full() {
+		t = t.grown()
+		sh.tab.Store(t)
 	}
-	start := sh.w.schedule(e.t, when)
+	return t.insert(h, r)
+}
+
+// replace (under mu) makes r, a record of the same key, s's record. A timer
+// that stays keeps naming the key through the new record, so the old one
+// can be collected.
+func (sh *shard) replace(s *slot, r *record) {
+	s.rec.Store(r)
+	if s.t != nil {
+		s.t.key = r.key()
+	}
+}
+
+// schedule (under mu) gives s's record r a timer firing at r.when, reusing
+// the slot's timer if it has one. It returns the tick at which the reaper
+// must look at this shard.
+func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
+	if s.t == nil {
+		s.t = &timer{level: -1}
+	} else {
+		sh.w.cancel(s.t)
+	}
+	s.t.key, s.t.hash = r.key(), h
+	start := sh.w.schedule(s.t, r.when)
 	if start < sh.due.Load() {
 		sh.due.Store(start)
 	}
 	return start
 }
 
-// unschedule (under mu) removes e's timer, if any.
-func (sh *shard) unschedule(e *entry) {
-	if e.t != nil {
-		sh.w.cancel(e.t)
-		e.t = nil
+// unschedule (under mu) removes s's timer, if any.
+func (sh *shard) unschedule(s *slot) {
+	if s.t != nil {
+		sh.w.cancel(s.t)
+		s.t = nil
 	}
 }
 
-// expire (under mu) removes key's expired entry, whose timer is already
+// expire (under mu) removes the expired record in s, whose timer is already
 // cancelled or fired, and publishes its EventExpire. The caller decides what
 // becomes of the entry's quota slot.
-func (s *store) expire(sh *shard, key string) {
-	delete(sh.m, key)
+func (s *store) expire(sh *shard, sl *slot, key string) {
+	sl.t = nil
+	sh.tab.Load().remove(sl)
 	s.events.publish(key, EventExpire, nil)
 }
 
@@ -92,9 +104,11 @@ const reclaimBudget = 512
 // the lock every reclaimBudget timers.
 func (s *store) reclaimDue(sh *shard, now int64) {
 	fire := func(t *timer) {
-		// The timer fired, so its entry is the current one for t.key (an
-		// overwrite or delete cancels the old timer) and is expired.
-		s.expire(sh, t.key)
+		// The timer fired, so the record it names is the current one for
+		// its key (an overwrite or delete cancels the old timer), and is
+		// expired.
+		sl, _ := sh.tab.Load().probe(t.key, t.hash)
+		s.expire(sh, sl, t.key)
 		s.count.Add(-1)
 	}
 	for {

@@ -122,8 +122,11 @@ func deadline(now int64, ttl time.Duration) int64 {
 	return now + int64(ttl)
 }
 
-func (s *store) shardFor(key string) *shard {
-	return &s.shards[xxhash.Sum64String(key)>>s.shift]
+// locate hashes key once: the top bits pick its shard, the low bits its
+// place in the shard's table.
+func (s *store) locate(key string) (*shard, uint64) {
+	h := xxhash.Sum64String(key)
+	return &s.shards[h>>s.shift], h
 }
 
 func (s *store) checkKey(key string) error {
@@ -187,24 +190,25 @@ func retryFull[T any](s *store, op func() (T, error)) (T, error) {
 	return v, err
 }
 
-// find looks key up in sh, whose write lock the caller holds. An expired
-// entry it meets is reclaimed on the spot (EventExpire) and its quota slot
-// passed to the caller. held reports that the caller holds a slot for key
-// (found, or passed on): a caller that leaves key absent must release a
-// passed-on slot. now < 0 means the clock is not read yet.
-func (s *store) find(sh *shard, key string, now int64) (e entry, found, held bool) {
-	e, found = sh.m[key]
-	if found && e.t != nil {
+// find looks key (hash h) up in sh, whose lock the caller holds, and
+// returns its slot and live record. An expired record it meets is reclaimed
+// on the spot (EventExpire) and its quota slot passed to the caller. held
+// reports that the caller holds a quota slot for key (found, or passed on):
+// a caller that leaves key absent must release a passed-on slot. now < 0
+// means the clock is not read yet.
+func (s *store) find(sh *shard, key string, h uint64, now int64) (sl *slot, r *record, held bool) {
+	sl, r = sh.tab.Load().probe(key, h)
+	if r != nil && r.when >= 0 {
 		if now < 0 {
 			now = s.now()
 		}
-		if now >= e.t.when {
-			sh.unschedule(&e)
-			s.expire(sh, key) // its quota slot passes to the caller
-			return entry{}, false, true
+		if now >= r.when {
+			sh.unschedule(sl)
+			s.expire(sh, sl, key) // its quota slot passes to the caller
+			return nil, nil, true
 		}
 	}
-	return e, found, found
+	return sl, r, r != nil
 }
 
 // lookup returns the stored (immutable) value of a live key. The key is
@@ -215,24 +219,22 @@ func (s *store) lookup(key string) (string, bool, error) {
 	if s.closed.Load() {
 		return "", false, ErrClosed
 	}
-	v, ok := s.peek(key)
+	r, ok := s.peek(key)
 	if !ok {
-		if err := s.checkKey(key); err != nil {
-			return "", false, err
-		}
+		return "", false, s.checkKey(key)
 	}
-	return v, ok, nil
+	return r.value(), true, nil
 }
 
-func (s *store) peek(key string) (string, bool) {
-	sh := s.shardFor(key)
-	sh.mu.RLock()
-	e, ok := sh.m[key]
-	if ok && e.t != nil && s.now() >= e.t.when {
-		ok = false
+// peek returns key's live record. It takes no lock: records are immutable
+// and the table is read with atomic loads (see table).
+func (s *store) peek(key string) (*record, bool) {
+	sh, h := s.locate(key)
+	_, r := sh.tab.Load().probe(key, h)
+	if r == nil || (r.when >= 0 && s.now() >= r.when) {
+		return nil, false
 	}
-	sh.mu.RUnlock()
-	return e.value, ok
+	return r, true
 }
 
 // bytesOf lends the bytes of the immutable string v, for readers only: the
@@ -282,9 +284,9 @@ func (s *Store) AppendValue(dst []byte, key string) ([]byte, bool, error) {
 }
 
 // View calls fn with key's value, without copying it, if the key is present,
-// and reports whether it was. fn runs after the shard lock is released (the
-// slice is never written by the store), so it may take its time and may use
-// the store; it must not modify value or keep it after returning.
+// and reports whether it was. It takes no lock (the slice is never written
+// by the store), so fn may take its time and may use the store; it must not
+// modify value or keep it after returning.
 func (s *Store) View(key string, fn func(value []byte)) (found bool, err error) {
 	v, ok, err := s.s.lookup(key)
 	if ok {
@@ -311,21 +313,15 @@ func (s *Store) TTL(key string) (ttl time.Duration, found bool, err error) {
 	if st.closed.Load() {
 		return 0, false, ErrClosed
 	}
-	sh := st.shardFor(key)
-	sh.mu.RLock()
-	e, ok := sh.m[key]
-	var when int64
-	if ok && e.t != nil {
-		when = e.t.when
-	}
-	sh.mu.RUnlock()
+	sh, h := st.locate(key)
+	_, r := sh.tab.Load().probe(key, h)
 	switch {
-	case !ok:
+	case r == nil:
 		return 0, false, st.checkKey(key)
-	case e.t == nil:
+	case r.when < 0:
 		return NoTTL, true, nil
 	}
-	if left := when - st.now(); left > 0 {
+	if left := r.when - st.now(); left > 0 {
 		return time.Duration(left), true, nil
 	}
 	return 0, false, nil
@@ -338,7 +334,7 @@ func (s *Store) Set(key string, value []byte) error {
 	if err := s.s.checkWrite(key, len(value)); err != nil {
 		return err
 	}
-	return s.s.put(key, string(value), 0, false)
+	return put(s.s, key, value, 0, false)
 }
 
 // SetString is [Store.Set] with a string value.
@@ -346,7 +342,7 @@ func (s *Store) SetString(key, value string) error {
 	if err := s.s.checkWrite(key, len(value)); err != nil {
 		return err
 	}
-	return s.s.put(key, strings.Clone(value), 0, false)
+	return put(s.s, key, value, 0, false)
 }
 
 // SetWithTTL is [Store.Set] with a time to live: from ttl after the call the
@@ -357,38 +353,45 @@ func (s *Store) SetWithTTL(key string, value []byte, ttl time.Duration) error {
 	if err := s.s.checkWrite(key, len(value)); err != nil {
 		return err
 	}
-	return s.s.put(key, string(value), ttl, true)
+	return put(s.s, key, value, ttl, true)
 }
 
-// put stores v (already the store's own copy) under key.
-func (s *store) put(key string, v string, ttl time.Duration, withTTL bool) error {
+// put stores a copy of v under key. The record (the copy, and the write's
+// one allocation) is made before the shard lock is taken, so the lock is
+// held only to swap it in.
+func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTTL bool) error {
+	now, when := int64(-1), noDeadline
+	if withTTL {
+		now = s.now()
+		when = deadline(now, ttl)
+	}
+	r := newRecord(key, v, when)
 	_, err := retryFull(s, func() (struct{}, error) {
-		return struct{}{}, s.putOnce(key, v, ttl, withTTL)
+		return struct{}{}, s.putOnce(key, r, now)
 	})
 	return err
 }
 
-func (s *store) putOnce(key string, v string, ttl time.Duration, withTTL bool) error {
-	sh := s.shardFor(key)
+func (s *store) putOnce(key string, r *record, now int64) error {
+	sh, h := s.locate(key)
 	sh.mu.Lock()
-	now := int64(-1)
-	if withTTL {
-		now = s.now()
-	}
-	e, _, held := s.find(sh, key, now)
+	sl, _, held := s.find(sh, key, h, now)
 	if !held && !s.reserve() {
 		sh.mu.Unlock()
 		return errFull
 	}
-	e.value = v
-	due := noTick
-	if withTTL {
-		due = sh.schedule(&e, key, deadline(now, ttl))
+	if sl != nil {
+		sh.replace(sl, r)
 	} else {
-		sh.unschedule(&e)
+		sl = sh.insert(h, r)
 	}
-	sh.m[key] = e
-	s.events.publish(key, EventSet, bytesOf(v))
+	due := noTick
+	if r.when >= 0 {
+		due = sh.schedule(sl, r, h)
+	} else {
+		sh.unschedule(sl)
+	}
+	s.events.publish(key, EventSet, bytesOf(r.value()))
 	sh.mu.Unlock()
 	s.wakeReaper(due)
 	return nil
@@ -404,18 +407,18 @@ func (s *Store) Delete(key string) (existed bool, err error) {
 	if err := st.checkKey(key); err != nil {
 		return false, err
 	}
-	sh := st.shardFor(key)
+	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, found, held := st.find(sh, key, -1)
-	if !found {
+	sl, _, held := st.find(sh, key, h, -1)
+	if sl == nil {
 		if held {
 			st.count.Add(-1) // the slot of the expired entry find reclaimed
 		}
 		return false, nil
 	}
-	sh.unschedule(&e)
-	delete(sh.m, key)
+	sh.unschedule(sl)
+	sh.tab.Load().remove(sl)
 	st.count.Add(-1)
 	st.events.publish(key, EventDelete, nil)
 	return true, nil
@@ -438,27 +441,28 @@ func (s *Store) Increment(key string, delta int64) (int64, error) {
 }
 
 func (s *store) incrementOnce(key string, delta int64) (int64, error) {
-	sh := s.shardFor(key)
+	sh, h := s.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, found, held := s.find(sh, key, -1)
-	var n int64
-	if found {
-		cur, err := parseInt(e.value)
+	sl, r, held := s.find(sh, key, h, -1)
+	n, when := delta, noDeadline
+	if sl != nil {
+		cur, err := parseInt(r.value())
 		if err != nil {
 			return 0, err
 		}
-		n = satAdd(cur, delta)
-	} else {
-		if !held && !s.reserve() {
-			return 0, errFull
-		}
-		n = delta
+		n, when = satAdd(cur, delta), r.when // the TTL stays
+	} else if !held && !s.reserve() {
+		return 0, errFull
 	}
 	var buf [20]byte
-	e.value = string(strconv.AppendInt(buf[:0], n, 10))
-	sh.m[key] = e
-	s.events.publish(key, EventSet, bytesOf(e.value))
+	nr := newRecord(key, strconv.AppendInt(buf[:0], n, 10), when)
+	if sl != nil {
+		sh.replace(sl, nr) // its timer, if any, stays as it is
+	} else {
+		sh.insert(h, nr)
+	}
+	s.events.publish(key, EventSet, bytesOf(nr.value()))
 	return n, nil
 }
 
@@ -488,16 +492,16 @@ func (s *Store) CompareAndSwap(key string, expected, newValue []byte) (swapped b
 }
 
 func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
-	sh := s.shardFor(key)
+	sh, h := s.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, found, held := s.find(sh, key, -1)
-	match := !found
+	sl, r, held := s.find(sh, key, h, -1)
+	match := sl == nil
 	if expected != nil {
-		match = found && e.value == string(expected)
+		match = sl != nil && r.value() == string(expected)
 	}
 	if !match {
-		if held && !found {
+		if held && sl == nil {
 			s.count.Add(-1) // the slot of the expired entry find reclaimed
 		}
 		return false, nil
@@ -507,16 +511,21 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	}
 	// Copied under the lock, once the swap is certain, so contended CAS
 	// loops that lose do not allocate.
-	e.value = string(newValue)
-	sh.unschedule(&e)
-	sh.m[key] = e
-	s.events.publish(key, EventSet, bytesOf(e.value))
+	nr := newRecord(key, newValue, noDeadline)
+	if sl != nil {
+		sh.unschedule(sl)
+		sh.replace(sl, nr)
+	} else {
+		sh.insert(h, nr)
+	}
+	s.events.publish(key, EventSet, bytesOf(nr.value()))
 	return true, nil
 }
 
 // ListKeys returns the present, unexpired keys that start with prefix, in no
-// particular order. It visits each shard once under its read lock, so it
-// costs O(keys held) and is a snapshot of each shard, not of the store.
+// particular order. It visits each shard once under its lock, so it costs
+// O(keys held) and is a snapshot of each shard, not of the store. It holds
+// each shard's writers off while it scans; readers never wait.
 func (s *Store) ListKeys(prefix string) ([]string, error) {
 	st := s.s
 	if st.closed.Load() {
@@ -526,19 +535,19 @@ func (s *Store) ListKeys(prefix string) ([]string, error) {
 	keys := []string{}
 	for i := range st.shards {
 		sh := &st.shards[i]
-		sh.mu.RLock()
-		for k, e := range sh.m {
-			if strings.HasPrefix(k, prefix) && !e.expired(now) {
+		sh.mu.Lock()
+		sh.tab.Load().each(func(r *record) {
+			if k := r.key(); strings.HasPrefix(k, prefix) && !r.expired(now) {
 				keys = append(keys, k)
 			}
-		}
-		sh.mu.RUnlock()
+		})
+		sh.mu.Unlock()
 	}
 	return keys, nil
 }
 
 // Keys iterates over the present, unexpired keys that start with prefix. It
-// gathers one shard's keys under its read lock and yields them after
+// gathers one shard's keys under its lock and yields them after
 // releasing it, so the loop body may use the store; each shard is a
 // snapshot, the whole is not. A closed store yields nothing.
 func (s *Store) Keys(prefix string) iter.Seq[string] {
@@ -569,13 +578,13 @@ func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
 			now := st.now()
 			sh := &st.shards[i]
 			buf = buf[:0]
-			sh.mu.RLock()
-			for k, e := range sh.m {
-				if strings.HasPrefix(k, prefix) && !e.expired(now) {
-					buf = append(buf, kv{k, e.value})
+			sh.mu.Lock()
+			sh.tab.Load().each(func(r *record) {
+				if k := r.key(); strings.HasPrefix(k, prefix) && !r.expired(now) {
+					buf = append(buf, kv{k, r.value()})
 				}
-			}
-			sh.mu.RUnlock()
+			})
+			sh.mu.Unlock()
 			for _, p := range buf {
 				if !yield(p.k, []byte(p.v)) {
 					return
@@ -617,8 +626,8 @@ func (s *Store) Clear() {
 	for i := range st.shards {
 		sh := &st.shards[i]
 		sh.mu.Lock()
-		n := len(sh.m)
-		sh.m = make(map[string]entry)
+		n := sh.tab.Load().live
+		sh.tab.Store(emptyTable)
 		sh.w.reset()
 		sh.due.Store(noTick)
 		st.count.Add(int64(-n))

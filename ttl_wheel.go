@@ -29,9 +29,10 @@ const noTick = int64(math.MaxInt64)
 // allocation beyond the timer itself. A timer is touched only under its
 // shard's lock.
 type timer struct {
-	key        string
-	when       int64 // the deadline, in store-clock nanoseconds
-	tick       int64 // the tick at which it fires: ceil(when / wheelTick)
+	key        string // the key, sharing the memory of its current record
+	hash       uint64 // the key's hash
+	when       int64  // the deadline, in store-clock nanoseconds
+	tick       int64  // the tick at which it fires: ceil(when / wheelTick)
 	prev, next *timer
 	level      int8 // 0..wheelLevels-1, wheelOverflow, or -1 when not in the wheel
 	slot       uint8
