@@ -65,13 +65,14 @@ func (sh *shard) replace(s *slot, r *record) {
 // the slot's timer if it has one. It returns the tick at which the reaper
 // must look at this shard.
 func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
+	var start int64
 	if s.t == nil {
 		s.t = &timer{level: -1}
+		start = sh.w.schedule(s.t, r.when)
 	} else {
-		sh.w.cancel(s.t)
+		start = sh.w.reschedule(s.t, r.when)
 	}
 	s.t.key, s.t.hash = r.key(), h
-	start := sh.w.schedule(s.t, r.when)
 	if start < sh.due.Load() {
 		sh.due.Store(start)
 	}

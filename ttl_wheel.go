@@ -32,7 +32,7 @@ type timer struct {
 	key        string // the key, sharing the memory of its current record
 	hash       uint64 // the key's hash
 	when       int64  // the deadline, in store-clock nanoseconds
-	tick       int64  // the tick at which it fires: ceil(when / wheelTick)
+	tick       int64  // the tick it is placed for: ceil(when / wheelTick), or earlier after a lazy reschedule
 	prev, next *timer
 	level      int8 // 0..wheelLevels-1, wheelOverflow, or -1 when not in the wheel
 	slot       uint8
@@ -111,6 +111,23 @@ func (w *wheel) place(t *timer) int64 {
 	push(&lv.slots[slot], t)
 	lv.occupied |= 1 << slot
 	return tick >> shift << shift
+}
+
+// reschedule moves the scheduled t to deadline when, and returns the tick
+// at which the wheel must be looked at for it, or noTick when that does not
+// change. A later deadline only updates t.when: the timer stays in its slot
+// and is placed again when advance reaches that slot (lazily, as Caffeine
+// does), so a key rewritten many times within its TTL costs no relink per
+// write. An earlier deadline relinks at once, so nothing fires late.
+func (w *wheel) reschedule(t *timer, when int64) int64 {
+	if when >= t.when {
+		t.when = when
+		return noTick
+	}
+	w.unlink(t)
+	t.when = when
+	t.tick = tickOf(when)
+	return w.place(t)
 }
 
 // cancel removes a scheduled t from the wheel in O(1).
@@ -210,13 +227,18 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 				t = next
 				continue
 			}
-			if level == 0 && t.when > now {
-				// Its tick has come but now is still inside the tick: it
-				// stays, and is not charged to the budget (leaving it is
-				// no work), so a chunked advance always makes progress.
-				kept = true
-				t = next
-				continue
+			var due int64
+			if t.when > now {
+				due = tickOf(t.when)
+				if level == 0 && due <= tick {
+					// Its tick has come but now is still inside the tick:
+					// it stays, and is not charged to the budget (leaving
+					// it is no work), so a chunked advance always makes
+					// progress.
+					kept = true
+					t = next
+					continue
+				}
 			}
 			if budget <= 0 {
 				return false
@@ -227,7 +249,10 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 				w.n--
 				fire(t)
 			} else {
-				w.place(t) // cascade to a finer level
+				// A cascade to a finer level, or a timer postponed by
+				// reschedule going where its deadline now calls for.
+				t.tick = due
+				w.place(t)
 			}
 			t = next
 		}

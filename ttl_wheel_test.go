@@ -33,6 +33,11 @@ func (h *wheelHarness) schedule(key string, when int64) {
 	h.timers[key] = tm
 }
 
+// reschedule moves key's timer, as a rewrite with a TTL does.
+func (h *wheelHarness) reschedule(key string, when int64) {
+	h.w.reschedule(h.timers[key], when)
+}
+
 func (h *wheelHarness) cancel(key string) {
 	h.w.cancel(h.timers[key])
 	delete(h.timers, key)
@@ -305,6 +310,11 @@ func wheelRandom(t *testing.T, seed uint64) {
 			if _, ok := h.timers[key]; ok {
 				h.cancel(key)
 			}
+		case op < 7:
+			if _, ok := h.timers[key]; ok {
+				span := spans[rng.IntN(len(spans))]
+				h.reschedule(key, max(h.now+rng.Int64N(2*span)-span/4, 0)) // later or earlier
+			}
 		default:
 			span := spans[rng.IntN(len(spans)-1)]
 			budget := []int{1, 3, 64, math.MaxInt}[rng.IntN(4)]
@@ -330,5 +340,36 @@ func TestWheelOverflowDrainedWhole(t *testing.T) {
 	h.advance(window*ms, 1) // check() asserts due <= every timer's tick
 	if got := h.advance((window+50)*ms, 1); len(got) != 5 {
 		t.Fatalf("fired %v, want the 5 timers of the new window", got)
+	}
+}
+
+// TestWheelReschedule: a later deadline is taken lazily (the timer stays in
+// its slot and is placed again when that slot comes), an earlier one at
+// once; either way the timer fires at its last deadline's tick, never at an
+// earlier deadline and never late.
+func TestWheelReschedule(t *testing.T) {
+	tests := []struct {
+		name        string
+		first, then int64 // deadlines, ms
+	}{
+		{"later, same level", 10, 40},
+		{"later, next level", 10, 500},
+		{"later, far", 10, 3 * 24 * 3600 * 1000},
+		{"earlier", 500, 10},
+		{"earlier, far to near", 3 * 24 * 3600 * 1000, 7},
+		{"same", 20, 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newWheelHarness(t)
+			h.schedule("k", tc.first*ms)
+			h.reschedule("k", tc.then*ms)
+			if got := h.advance(tc.then*ms-1, math.MaxInt); len(got) != 0 {
+				t.Fatalf("fired %v before the new deadline", got)
+			}
+			if got := h.advance(tc.then*ms, math.MaxInt); !slices.Equal(got, []string{"k"}) {
+				t.Fatalf("fired %v at the new deadline, want [k]", got)
+			}
+		})
 	}
 }
