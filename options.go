@@ -53,10 +53,15 @@ func ceilPow2(n int) int {
 }
 
 // WithMaxValueSize sets the longest value, in bytes, that Set, SetWithTTL
-// and CompareAndSwap accept. A negative n is taken as 0.
+// and CompareAndSwap accept. It is clamped to [0, 4 GiB - 1], the longest a
+// record can hold.
 func WithMaxValueSize(n int) Option {
-	return func(o *options) { o.maxValueSize = max(n, 0) }
+	return func(o *options) { o.maxValueSize = clampValueSize(n) }
 }
+
+// clampValueSize keeps a value-size limit within what a record's 32-bit
+// length holds.
+func clampValueSize(n int) int { return int(min(max(int64(n), 0), maxRecordLen)) }
 
 // WithMaxKeys sets the most entries the store holds. A negative n is taken
 // as 0 (no key can be created).

@@ -130,6 +130,9 @@ func (s *store) locate(key string) (*shard, uint64) {
 }
 
 func (s *store) checkKey(key string) error {
+	if int64(len(key)) > maxRecordLen { // only a custom validator lets one through
+		return fmt.Errorf("%w: %d bytes, longer than a record holds", ErrInvalidKey, len(key))
+	}
 	err := s.validate(key)
 	if err == nil || errors.Is(err, ErrInvalidKey) {
 		return err
@@ -645,9 +648,10 @@ func (s *Store) MaxValueSize() int { return int(s.s.maxValueSize.Load()) }
 // MaxKeys returns the most entries the store will hold.
 func (s *Store) MaxKeys() int { return int(s.s.maxKeys.Load()) }
 
-// SetMaxValueSize changes the longest value accepted; negative n is taken as
-// 0. Safe while other goroutines use the store; values already held stay.
-func (s *Store) SetMaxValueSize(n int) { s.s.maxValueSize.Store(int64(max(n, 0))) }
+// SetMaxValueSize changes the longest value accepted, clamped as in
+// [WithMaxValueSize]. Safe while other goroutines use the store; values
+// already held stay.
+func (s *Store) SetMaxValueSize(n int) { s.s.maxValueSize.Store(int64(clampValueSize(n))) }
 
 // SetMaxKeys changes the key quota; negative n is taken as 0. Safe while
 // other goroutines use the store. Lowering it below Len drops nothing: new

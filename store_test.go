@@ -2399,3 +2399,16 @@ func stTTLRandom(t *testing.T, seed uint64) {
 		require.Equal(t, len(model), s.Len(), "step %d", step)
 	}
 }
+
+// TestMaxValueSizeClamped: a record holds lengths in 32 bits, so a limit
+// above 4 GiB - 1 is clamped there, by the option and by the setter alike.
+func TestMaxValueSizeClamped(t *testing.T) {
+	const most = 1<<32 - 1
+	s := shardkv.New(shardkv.WithMaxValueSize(math.MaxInt))
+	defer s.Close()
+	require.Equal(t, most, s.MaxValueSize())
+	s.SetMaxValueSize(16)
+	require.Equal(t, 16, s.MaxValueSize())
+	s.SetMaxValueSize(most + 1)
+	require.Equal(t, most, s.MaxValueSize())
+}

@@ -1,6 +1,7 @@
 package shardkv
 
 import (
+	"math"
 	"sync/atomic"
 	"unsafe"
 )
@@ -21,6 +22,10 @@ type record struct {
 const noDeadline = int64(-1)
 
 const recordHeader = int(unsafe.Sizeof(record{}))
+
+// maxRecordLen is the longest key or value a record holds (its lengths are
+// 32-bit); the value-size limit is clamped to it and longer keys refused.
+const maxRecordLen = int64(math.MaxUint32)
 
 // newRecord allocates the record of key and v with deadline when.
 func newRecord[V string | []byte](key string, v V, when int64) *record {
