@@ -19,8 +19,8 @@
 // (key, value and deadline in one pointer-free allocation), a mutex that
 // serializes its writers, and a timing wheel. Reads take no lock: they load
 // the slot's record atomically and compare its deadline with the monotonic
-// clock, which is not read at all for a key without a TTL. A write builds
-// its record before locking and publishes it with one atomic store.
+// clock, which is not read at all for a key without a TTL. A write
+// publishes its new record with one atomic store under the shard lock.
 //
 // Expiry is reclaimed by a hierarchical timing wheel per shard (7 levels of
 // 64 slots from a 1 ms tick up to 139 years, and an overflow list), with

@@ -88,8 +88,9 @@ func (sh *shard) unschedule(s *slot) {
 }
 
 // expire (under mu) removes the expired record in s, whose timer is already
-// cancelled or fired, and publishes its EventExpire. The caller decides what
-// becomes of the entry's quota slot.
+// cancelled or fired, and publishes its EventExpire under key, which must be
+// the record's own copy of the key (the caller's may be reused memory). The
+// caller decides what becomes of the entry's quota slot.
 func (s *store) expire(sh *shard, sl *slot, key string) {
 	sl.t = nil
 	sh.tab.Load().remove(sl)
@@ -106,8 +107,9 @@ const reclaimBudget = 512
 func (s *store) reclaimDue(sh *shard, now int64) {
 	fire := func(t *timer) {
 		// The timer fired, so the record it names is the current one for
-		// its key (an overwrite or delete cancels the old timer), and is
-		// expired.
+		// its key, and is expired: a delete, or an overwrite without a
+		// TTL, cancels the timer; an overwrite with one moves it to the
+		// new record's deadline; Increment keeps the deadline.
 		sl, _ := sh.tab.Load().probe(t.key, t.hash)
 		s.expire(sh, sl, t.key)
 		s.count.Add(-1)

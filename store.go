@@ -207,7 +207,7 @@ func (s *store) find(sh *shard, key string, h uint64, now int64) (sl *slot, r *r
 		}
 		if now >= r.when {
 			sh.unschedule(sl)
-			s.expire(sh, sl, key) // its quota slot passes to the caller
+			s.expire(sh, sl, r.key()) // its quota slot passes to the caller
 			return nil, nil, true
 		}
 	}
@@ -359,25 +359,27 @@ func (s *Store) SetWithTTL(key string, value []byte, ttl time.Duration) error {
 	return put(s.s, key, value, ttl, true)
 }
 
-// put stores a copy of v under key. The record (the copy, and the write's
-// one allocation) is made before the shard lock is taken, so the lock is
-// held only to swap it in.
+// put stores a copy of v under key. The record (the copy) is made before
+// the shard lock is taken, so the lock is held only to swap it in.
 func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTTL bool) error {
-	now, when := int64(-1), noDeadline
-	if withTTL {
-		now = s.now()
-		when = deadline(now, ttl)
-	}
-	r := newRecord(key, v, when)
+	r := newRecord(key, v, noDeadline)
 	_, err := retryFull(s, func() (struct{}, error) {
-		return struct{}{}, s.putOnce(key, r, now)
+		return struct{}{}, s.putOnce(key, r, ttl, withTTL)
 	})
 	return err
 }
 
-func (s *store) putOnce(key string, r *record, now int64) error {
+func (s *store) putOnce(key string, r *record, ttl time.Duration, withTTL bool) error {
 	sh, h := s.locate(key)
 	sh.mu.Lock()
+	now := int64(-1)
+	if withTTL {
+		// The clock is read under the lock: the old entry's expiry is
+		// judged at the instant the write takes effect. r is not published
+		// yet, so its deadline may still be set.
+		now = s.now()
+		r.when = deadline(now, ttl)
+	}
 	sl, _, held := s.find(sh, key, h, now)
 	if !held && !s.reserve() {
 		sh.mu.Unlock()
@@ -394,7 +396,7 @@ func (s *store) putOnce(key string, r *record, now int64) error {
 	} else {
 		sh.unschedule(sl)
 	}
-	s.events.publish(key, EventSet, bytesOf(r.value()))
+	s.events.publish(r.key(), EventSet, bytesOf(r.value()))
 	sh.mu.Unlock()
 	s.wakeReaper(due)
 	return nil
@@ -413,7 +415,7 @@ func (s *Store) Delete(key string) (existed bool, err error) {
 	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sl, _, held := st.find(sh, key, h, -1)
+	sl, r, held := st.find(sh, key, h, -1)
 	if sl == nil {
 		if held {
 			st.count.Add(-1) // the slot of the expired entry find reclaimed
@@ -423,7 +425,7 @@ func (s *Store) Delete(key string) (existed bool, err error) {
 	sh.unschedule(sl)
 	sh.tab.Load().remove(sl)
 	st.count.Add(-1)
-	st.events.publish(key, EventDelete, nil)
+	st.events.publish(r.key(), EventDelete, nil)
 	return true, nil
 }
 
@@ -465,7 +467,7 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 	} else {
 		sh.insert(h, nr)
 	}
-	s.events.publish(key, EventSet, bytesOf(nr.value()))
+	s.events.publish(nr.key(), EventSet, bytesOf(nr.value()))
 	return n, nil
 }
 
@@ -521,7 +523,7 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	} else {
 		sh.insert(h, nr)
 	}
-	s.events.publish(key, EventSet, bytesOf(nr.value()))
+	s.events.publish(nr.key(), EventSet, bytesOf(nr.value()))
 	return true, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -2403,12 +2404,52 @@ func stTTLRandom(t *testing.T, seed uint64) {
 // TestMaxValueSizeClamped: a record holds lengths in 32 bits, so a limit
 // above 4 GiB - 1 is clamped there, by the option and by the setter alike.
 func TestMaxValueSizeClamped(t *testing.T) {
-	const most = 1<<32 - 1
+	most := min(int64(math.MaxUint32), math.MaxInt) // an int holds less on 32-bit machines
 	s := shardkv.New(shardkv.WithMaxValueSize(math.MaxInt))
 	defer s.Close()
-	require.Equal(t, most, s.MaxValueSize())
+	require.Equal(t, most, int64(s.MaxValueSize()))
 	s.SetMaxValueSize(16)
 	require.Equal(t, 16, s.MaxValueSize())
-	s.SetMaxValueSize(most + 1)
-	require.Equal(t, most, s.MaxValueSize())
+	s.SetMaxValueSize(math.MaxInt)
+	require.Equal(t, most, int64(s.MaxValueSize()))
+}
+
+// TestKeyMemoryMayBeReused: the store copies each key into its record, so
+// a caller may reuse the memory of a key it passed, even one made with
+// unsafe from a buffer; stored keys, listed keys and the keys of every kind
+// of event keep their own bytes.
+func TestKeyMemoryMayBeReused(t *testing.T) {
+	s := shardkv.New()
+	defer s.Close()
+	sub := s.Subscribe()
+	defer sub.Close()
+	buf := []byte("key:a")
+	key := unsafe.String(&buf[0], len(buf))
+	scribble := func() { copy(buf, "XXXXX") }
+
+	steps := []struct {
+		name string
+		op   func() error
+	}{
+		{"Set", func() error { return s.Set(key, []byte("1")) }},
+		{"Increment", func() error { _, err := s.Increment(key, 1); return err }},
+		{"CompareAndSwap", func() error { _, err := s.CompareAndSwap(key, []byte("2"), []byte("3")); return err }},
+		{"SetWithTTL", func() error { return s.SetWithTTL(key, []byte("4"), time.Hour) }},
+		{"Delete", func() error { _, err := s.Delete(key); return err }},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, st := range steps {
+		copy(buf, "key:a")
+		require.NoError(t, st.op(), st.name)
+		scribble()
+		ev, err := sub.Recv(ctx)
+		require.NoError(t, err, st.name)
+		require.Equal(t, "key:a", ev.Key, "%s: event key", st.name)
+		if st.name != "Delete" {
+			keys, err := s.ListKeys("key:")
+			require.NoError(t, err)
+			require.Equal(t, []string{"key:a"}, keys, "%s: listed keys", st.name)
+		}
+	}
 }

@@ -67,9 +67,12 @@ var tomb = &record{when: noDeadline}
 //
 // rec and hash are written only under the shard lock and read without it.
 // A writer stores hash before it publishes rec (an atomic store, so a
-// release), and a slot's hash changes only while its rec is nil or tomb;
-// a reader loads rec first and hash after, so a reader that sees a live
-// record sees that record's hash.
+// release), and a slot's hash changes only while its rec is nil or tomb; a
+// reader loads rec first and hash after, so it sees the hash of the record
+// it loaded or, if the slot was emptied and reused in between, a later one:
+// then it goes on past a key that was removed during the read, which is a
+// miss the read may return. The hash is only a filter: a match is decided
+// by comparing the key's bytes in the record.
 type slot struct {
 	rec  atomic.Pointer[record] // nil: never used; tomb: removed
 	hash atomic.Uint64
@@ -96,7 +99,9 @@ type table struct {
 var emptyTable = &table{slots: make([]slot, 1)}
 
 // probe returns key's slot and live record, or nils. Safe without the
-// shard lock.
+// shard lock. A lock-free probe ends at the first nil slot; it has no bound
+// in theory (writers could keep taking the nil slot ahead of it), and in
+// practice it is as long as the key's run of used slots.
 func (t *table) probe(key string, h uint64) (*slot, *record) {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
@@ -139,6 +144,9 @@ func (t *table) insert(h uint64, r *record) *slot {
 func (t *table) remove(s *slot) {
 	t.live--
 	i := uint64(uintptr(unsafe.Pointer(s))-uintptr(unsafe.Pointer(&t.slots[0]))) / uint64(unsafe.Sizeof(slot{}))
+	if i >= uint64(len(t.slots)) || &t.slots[i] != s {
+		panic("shardkv: remove of a slot of another table")
+	}
 	if t.slots[(i+1)&t.mask].rec.Load() != nil {
 		s.rec.Store(tomb)
 		return

@@ -258,8 +258,9 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 		}
 		if kept {
 			// Only the level-0 slot of tick == limit can keep timers (a
-			// timer of an earlier tick has a deadline <= now), and coarser
-			// slots starting at limit were drained first (next's ties).
+			// timer is kept only when its deadline's tick is this slot's,
+			// and that deadline is after now), and coarser slots starting
+			// at limit were drained first (next's ties).
 			return true
 		}
 	}
