@@ -964,3 +964,73 @@ func TestConcurrentMixedOperations(t *testing.T) {
 		require.True(t, found, "%s listed but not found", k)
 	}
 }
+
+// TestLockFreeReadsSeeStableKeys: Get, View, Exists and TTL take no lock,
+// so they race with every write. Keys that are set once and never touched
+// again must be seen, with their own value, by every read, while writers
+// churn other keys of the same shards: inserts, deletes (tombs, and tombs
+// turned back to nil), TTL keys expiring and reclaimed, and tables growing
+// and being rebuilt under the readers. One shard makes every key share it.
+func TestLockFreeReadsSeeStableKeys(t *testing.T) {
+	s := shardkv.New(shardkv.WithShards(1), shardkv.WithMaxKeys(1<<20))
+	defer s.Close()
+	stable := make([]string, 64)
+	for i := range stable {
+		stable[i] = fmt.Sprintf("stable:%02d", i)
+		require.NoError(t, s.Set(stable[i], []byte(stable[i])))
+	}
+	var stop atomic.Bool
+	var readers sync.WaitGroup
+	for g := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; !stop.Load(); i++ {
+				k := stable[(i*7+g)%len(stable)]
+				v, ok, err := s.Get(k)
+				if err != nil || !ok || string(v) != k {
+					t.Errorf("Get(%q) = %q, %v, %v", k, v, ok, err)
+					return
+				}
+				if found, _ := s.View(k, func(v []byte) {
+					if string(v) != k {
+						t.Errorf("View(%q) saw %q", k, v)
+					}
+				}); !found || !s.Exists(k) {
+					t.Errorf("%q missing", k)
+					return
+				}
+				if ttl, ok, _ := s.TTL(k); !ok || ttl != shardkv.NoTTL {
+					t.Errorf("TTL(%q) = %v, %v", k, ttl, ok)
+					return
+				}
+			}
+		}()
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	n := 40_000
+	if testing.Short() {
+		n = 10_000
+	}
+	for i := range n {
+		k := "churn:" + strconv.Itoa(rng.IntN(2000))
+		switch rng.IntN(4) {
+		case 0:
+			_, _ = s.Delete(k)
+		case 1:
+			require.NoError(t, s.SetWithTTL(k, []byte("t"), time.Duration(rng.IntN(3))*time.Millisecond))
+		default:
+			require.NoError(t, s.Set(k, []byte(strconv.Itoa(i))))
+		}
+		if i%5000 == 0 { // now and then, the whole churn space at once: growth
+			for j := range 3000 {
+				require.NoError(t, s.Set("burst:"+strconv.Itoa(j), nil))
+			}
+			for j := range 3000 {
+				_, _ = s.Delete("burst:" + strconv.Itoa(j))
+			}
+		}
+	}
+	stop.Store(true)
+	readers.Wait()
+}
