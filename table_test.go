@@ -162,6 +162,13 @@ func TestTableReadersNeverMissAStableKey(t *testing.T) {
 	var sh shard
 	sh.init()
 	hash := func(k string) uint64 { return xxhashString(k) & 7 } // long shared chains
+	// Churn keys first, so that the stable keys sit behind them in the
+	// shared chains, and the churn's tombs (and tombs turned back to nil)
+	// lie between the stable keys and their home slots.
+	for i := range 150 {
+		k := fmt.Sprint("churn", i)
+		sh.insert(hash(k), newRecord(k, "y", noDeadline))
+	}
 	stable := make([]string, 16)
 	for i := range stable {
 		stable[i] = fmt.Sprint("stable", i)
