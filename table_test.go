@@ -221,3 +221,36 @@ func TestTableReadersNeverMissAStableKey(t *testing.T) {
 }
 
 func xxhashString(k string) uint64 { return xxhash.Sum64String(k) }
+
+// FuzzTable drives one shard's table with the operations the input spells,
+// over a tiny key space and a hash of at most 4 bits, so that every probe
+// run is long and shared and tombs pile up; after every operation the table
+// must agree with the model (see tableHarness.check).
+func FuzzTable(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 0x81, 0x82, 4, 5, 0x83, 6})
+	f.Add([]byte{0x0f, 0x1f, 0x2f, 0x3f, 0x8f, 0x9f, 0xaf, 0xbf})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) > 512 {
+			ops = ops[:512]
+		}
+		var bits byte
+		if len(ops) > 0 {
+			bits, ops = ops[0]&3, ops[1:]
+		}
+		mask := uint64(1)<<bits - 1 // 1 to 8 home slots
+		h := newTableHarness(t, func(k string) uint64 { return xxhashString(k) & mask })
+		keys := make([]string, 32)
+		for i := range keys {
+			keys[i] = fmt.Sprint("k", i)
+		}
+		for _, op := range ops {
+			k := keys[op&31]
+			if op&0x80 != 0 {
+				h.del(k)
+			} else {
+				h.put(k)
+			}
+			h.check(keys)
+		}
+	})
+}
