@@ -41,6 +41,9 @@ func TestAllocations(t *testing.T) {
 		{"TTL", 0, func() { s.TTL("t") }},
 		{"Set/overwrite", 1, func() { s.Set("k", v) }},
 		{"SetWithTTL/overwrite", 1, func() { s.SetWithTTL("t", v, time.Hour) }},
+		// A deleted TTL key's timer is kept spare for the next key that gets
+		// a TTL: only the record is allocated.
+		{"SetWithTTL/new-key-after-delete", 1, func() { s.Delete("t2"); s.SetWithTTL("t2", v, time.Hour) }},
 		{"Increment", 1, func() { s.Increment("n", 1) }},
 		{"CompareAndSwap/hit", 1, func() { s.CompareAndSwap("k", v, v) }},
 		{"CompareAndSwap/miss", 0, func() { s.CompareAndSwap("k", []byte("x"), v) }},

@@ -25,7 +25,16 @@ type shardFields struct {
 	// because it is lowered before mu is released whenever a timer is added.
 	due atomic.Int64
 	w   wheel
+	// spare holds up to maxSpareTimers timers that left the wheel, linked
+	// through next, for the shard's next keys that get a TTL: under TTL
+	// churn most of them would otherwise be a fresh 64-byte allocation
+	// each, and garbage soon after. Under mu.
+	spare  *timer
+	nspare int
 }
+
+// maxSpareTimers caps a shard's spare timers (4 KB at most).
+const maxSpareTimers = 64
 
 // shard is one lock stripe. Its size is a multiple of 128 bytes (two cache
 // lines, the unit the prefetcher pulls), so in the shards array no two
@@ -67,7 +76,7 @@ func (sh *shard) replace(s *slot, r *record) {
 func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
 	var start int64
 	if s.t == nil {
-		s.t = &timer{level: -1}
+		s.t = sh.newTimer()
 		start = sh.w.schedule(s.t, r.when)
 	} else {
 		start = sh.w.reschedule(s.t, r.when)
@@ -83,8 +92,34 @@ func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
 func (sh *shard) unschedule(s *slot) {
 	if s.t != nil {
 		sh.w.cancel(s.t)
+		sh.release(s.t)
 		s.t = nil
 	}
+}
+
+// newTimer (under mu) returns an unlinked timer, spare if there is one.
+func (sh *shard) newTimer() *timer {
+	t := sh.spare
+	if t == nil {
+		return &timer{level: -1}
+	}
+	sh.spare, t.next = t.next, nil
+	sh.nspare--
+	return t
+}
+
+// release (under mu) takes back a timer that has left the wheel and its
+// slot for good. Nothing else refers to it then: the wheel unlinked it and
+// the slot is about to drop it (a table replaced by a bigger one still
+// points to it from its old slots, but nothing reads an old table's
+// timers). It is cleared, so it keeps no record alive.
+func (sh *shard) release(t *timer) {
+	if sh.nspare >= maxSpareTimers {
+		return
+	}
+	*t = timer{level: -1, next: sh.spare}
+	sh.spare = t
+	sh.nspare++
 }
 
 // expire (under mu) removes the expired record in s, whose timer is already
@@ -92,7 +127,10 @@ func (sh *shard) unschedule(s *slot) {
 // the record's own copy of the key (the caller's may be reused memory). The
 // caller decides what becomes of the entry's quota slot.
 func (s *store) expire(sh *shard, sl *slot, key string) {
-	sl.t = nil
+	if sl.t != nil { // a timer that fired; find's path unscheduled it already
+		sh.release(sl.t)
+		sl.t = nil
+	}
 	sh.tab.Load().remove(sl)
 	s.events.publish(key, EventExpire, nil)
 }
