@@ -71,17 +71,17 @@ func (sh *shard) replace(s *slot, r *record) {
 }
 
 // schedule (under mu) gives s's record r a timer firing at r.when, reusing
-// the slot's timer if it has one. It returns the tick at which the reaper
-// must look at this shard.
+// the slot's timer if it has one (replace has already pointed it at r). It
+// returns the tick at which the reaper must look at this shard.
 func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
 	var start int64
 	if s.t == nil {
 		s.t = sh.newTimer()
+		s.t.key, s.t.hash = r.key(), h
 		start = sh.w.schedule(s.t, r.when)
 	} else {
 		start = sh.w.reschedule(s.t, r.when)
 	}
-	s.t.key, s.t.hash = r.key(), h
 	if start < sh.due.Load() {
 		sh.due.Store(start)
 	}
@@ -122,11 +122,12 @@ func (sh *shard) release(t *timer) {
 	sh.nspare++
 }
 
-// expire (under mu) removes the expired record in s, whose timer is already
-// cancelled or fired, and publishes its EventExpire under key, which must be
-// the record's own copy of the key (the caller's may be reused memory). The
+// expire (under mu) removes the expired record in sl, whose timer is
+// already cancelled or fired, and publishes its EventExpire under the
+// record's own copy of the key (a caller's may be reused memory). The
 // caller decides what becomes of the entry's quota slot.
-func (s *store) expire(sh *shard, sl *slot, key string) {
+func (s *store) expire(sh *shard, sl *slot) {
+	key := sl.rec.Load().key()
 	if sl.t != nil { // a timer that fired; find's path unscheduled it already
 		sh.release(sl.t)
 		sl.t = nil
@@ -149,7 +150,7 @@ func (s *store) reclaimDue(sh *shard, now int64) {
 		// TTL, cancels the timer; an overwrite with one moves it to the
 		// new record's deadline; Increment keeps the deadline.
 		sl, _ := sh.tab.Load().probe(t.key, t.hash)
-		s.expire(sh, sl, t.key)
+		s.expire(sh, sl)
 		s.count.Add(-1)
 	}
 	for {

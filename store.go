@@ -207,7 +207,7 @@ func (s *store) find(sh *shard, key string, h uint64, now int64) (sl *slot, r *r
 		}
 		if now >= r.when {
 			sh.unschedule(sl)
-			s.expire(sh, sl, r.key()) // its quota slot passes to the caller
+			s.expire(sh, sl) // its quota slot passes to the caller
 			return nil, nil, true
 		}
 	}
