@@ -2,6 +2,7 @@ package shardkv
 
 import (
 	"context"
+	"runtime"
 	"time"
 )
 
@@ -40,6 +41,7 @@ func (s *Store) remote(ctx context.Context) (bool, error) {
 
 // GetContext is [Store.Get], delegated to the backend in cluster mode.
 func (s *Store) GetContext(ctx context.Context, key string) ([]byte, bool, error) {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return nil, false, err
@@ -51,6 +53,7 @@ func (s *Store) GetContext(ctx context.Context, key string) ([]byte, bool, error
 
 // SetContext is [Store.Set], delegated to the backend in cluster mode.
 func (s *Store) SetContext(ctx context.Context, key string, value []byte) error {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return err
@@ -63,6 +66,7 @@ func (s *Store) SetContext(ctx context.Context, key string, value []byte) error 
 // SetWithTTLContext is [Store.SetWithTTL], delegated to the backend in
 // cluster mode.
 func (s *Store) SetWithTTLContext(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return err
@@ -74,6 +78,7 @@ func (s *Store) SetWithTTLContext(ctx context.Context, key string, value []byte,
 
 // DeleteContext is [Store.Delete], delegated to the backend in cluster mode.
 func (s *Store) DeleteContext(ctx context.Context, key string) (bool, error) {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return false, err
@@ -86,6 +91,7 @@ func (s *Store) DeleteContext(ctx context.Context, key string) (bool, error) {
 // ExistsContext is [Store.Exists], delegated to the backend in cluster mode.
 // On the local path it fails only for a done ctx or a closed store.
 func (s *Store) ExistsContext(ctx context.Context, key string) (bool, error) {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return false, err
@@ -101,6 +107,7 @@ func (s *Store) ExistsContext(ctx context.Context, key string) (bool, error) {
 // ListKeysContext is [Store.ListKeys], delegated to the backend in cluster
 // mode.
 func (s *Store) ListKeysContext(ctx context.Context, prefix string) ([]string, error) {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return nil, err
@@ -113,6 +120,7 @@ func (s *Store) ListKeysContext(ctx context.Context, prefix string) ([]string, e
 // IncrementContext is [Store.Increment], delegated to the backend in cluster
 // mode.
 func (s *Store) IncrementContext(ctx context.Context, key string, delta int64) (int64, error) {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return 0, err
@@ -125,6 +133,7 @@ func (s *Store) IncrementContext(ctx context.Context, key string, delta int64) (
 // CompareAndSwapContext is [Store.CompareAndSwap], delegated to the backend
 // in cluster mode.
 func (s *Store) CompareAndSwapContext(ctx context.Context, key string, expected, newValue []byte) (bool, error) {
+	defer runtime.KeepAlive(s) // a backend call may outlast the last use of s
 	if remote, err := s.remote(ctx); err != nil || remote {
 		if err != nil {
 			return false, err

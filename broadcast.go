@@ -206,6 +206,16 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			return Event{}, ErrClosed
 		default:
 		}
+		// Whether the store is closed is read before the ring: the store
+		// closes r.closed only after its last event is published (see
+		// store.close), so if it is closed now, the read below sees every
+		// event there will ever be, and finding none there is final.
+		storeClosed := false
+		select {
+		case <-r.closed:
+			storeClosed = true
+		default:
+		}
 		ev, next, missed, ok := r.read(sub.cursor)
 		sub.cursor = next
 		if ok {
@@ -217,10 +227,8 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		if err := ctx.Err(); err != nil {
 			return Event{}, err
 		}
-		select {
-		case <-r.closed:
+		if storeClosed {
 			return Event{}, ErrClosed // nothing held and nothing more to come
-		default:
 		}
 		r.waiters.Add(1)
 		notify := *r.notify.Load()

@@ -25,7 +25,8 @@ type options struct {
 	watchCapacity int
 	backend       Backend
 	validate      func(string) error
-	noReaper      bool // tests and benchmarks only: expired entries wait for an operation or CleanExpired
+	noReaper      bool   // tests and benchmarks only: expired entries wait for an operation or CleanExpired
+	onQuotaRetry  func() // tests only: called when a write found the quota full, before it reclaims and retries
 }
 
 func defaultOptions() options {

@@ -155,6 +155,10 @@ func (s *store) reclaimDue(sh *shard, now int64) {
 	}
 	for {
 		sh.mu.Lock()
+		if s.closed.Load() { // see store.close: a closed store changes no more
+			sh.mu.Unlock()
+			return
+		}
 		done := sh.w.advance(now, reclaimBudget, fire)
 		sh.due.Store(sh.w.due())
 		sh.mu.Unlock()

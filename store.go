@@ -44,6 +44,8 @@ type store struct {
 	backend  Backend
 	events   *ring
 	epoch    time.Time // the store clock's zero
+	// onQuotaRetry is a test hook (options.onQuotaRetry); nil otherwise.
+	onQuotaRetry func()
 
 	_     [64]byte
 	count atomic.Int64 // entries held, expired-but-unreclaimed included
@@ -73,13 +75,14 @@ func New(opts ...Option) *Store {
 		opt(&o)
 	}
 	s := &store{
-		shards:   make([]shard, o.shards),
-		shift:    uint(64 - log2(o.shards)),
-		validate: o.validate,
-		backend:  o.backend,
-		epoch:    time.Now(),
-		done:     make(chan struct{}),
-		wake:     make(chan struct{}, 1),
+		shards:       make([]shard, o.shards),
+		shift:        uint(64 - log2(o.shards)),
+		validate:     o.validate,
+		backend:      o.backend,
+		epoch:        time.Now(),
+		onQuotaRetry: o.onQuotaRetry,
+		done:         make(chan struct{}),
+		wake:         make(chan struct{}, 1),
 	}
 	for i := range s.shards {
 		s.shards[i].init()
@@ -185,6 +188,9 @@ var errFull = errors.New("quota full")
 func retryFull[T any](s *store, op func() (T, error)) (T, error) {
 	v, err := op()
 	if err == errFull {
+		if s.onQuotaRetry != nil {
+			s.onQuotaRetry()
+		}
 		s.reclaimExpired()
 		if v, err = op(); err == errFull {
 			err = ErrQuotaExceeded
@@ -254,6 +260,7 @@ func bytesOf(v string) []byte {
 // unexpired. It allocates only the copy.
 func (s *Store) Get(key string) (value []byte, found bool, err error) {
 	v, ok, err := s.s.lookup(key)
+	runtime.KeepAlive(s) // see keepAlive
 	if !ok {
 		return nil, false, err
 	}
@@ -266,6 +273,7 @@ func (s *Store) Get(key string) (value []byte, found bool, err error) {
 // not valid UTF-8 is reported as a [*StorageError]. It allocates nothing.
 func (s *Store) GetString(key string) (value string, found bool, err error) {
 	v, ok, err := s.s.lookup(key)
+	runtime.KeepAlive(s)
 	if !ok {
 		return "", false, err
 	}
@@ -280,6 +288,7 @@ func (s *Store) GetString(key string) (value string, found bool, err error) {
 // read for callers that reuse a buffer.
 func (s *Store) AppendValue(dst []byte, key string) ([]byte, bool, error) {
 	v, ok, err := s.s.lookup(key)
+	runtime.KeepAlive(s)
 	if !ok {
 		return dst, false, err
 	}
@@ -295,6 +304,7 @@ func (s *Store) View(key string, fn func(value []byte)) (found bool, err error) 
 	if ok {
 		fn(bytesOf(v))
 	}
+	runtime.KeepAlive(s)
 	return ok, err
 }
 
@@ -306,13 +316,19 @@ func (s *Store) Exists(key string) bool {
 		return false
 	}
 	_, ok := s.s.peek(key)
+	runtime.KeepAlive(s)
 	return ok
 }
 
 // TTL reports how long key has left to live, [NoTTL] for a key without a
 // deadline, and whether the key is present and unexpired.
 func (s *Store) TTL(key string) (ttl time.Duration, found bool, err error) {
-	st := s.s
+	ttl, found, err = s.s.ttl(key)
+	runtime.KeepAlive(s)
+	return ttl, found, err
+}
+
+func (st *store) ttl(key string) (time.Duration, bool, error) {
 	if st.closed.Load() {
 		return 0, false, ErrClosed
 	}
@@ -334,18 +350,16 @@ func (s *Store) TTL(key string) (ttl time.Duration, found bool, err error) {
 // dropped). It fails with [ErrInvalidKey], [ErrValueTooLarge], or
 // [ErrQuotaExceeded] when key is new and the store holds MaxKeys entries.
 func (s *Store) Set(key string, value []byte) error {
-	if err := s.s.checkWrite(key, len(value)); err != nil {
-		return err
-	}
-	return put(s.s, key, value, 0, false)
+	err := put(s.s, key, value, 0, false)
+	runtime.KeepAlive(s)
+	return err
 }
 
 // SetString is [Store.Set] with a string value.
 func (s *Store) SetString(key, value string) error {
-	if err := s.s.checkWrite(key, len(value)); err != nil {
-		return err
-	}
-	return put(s.s, key, value, 0, false)
+	err := put(s.s, key, value, 0, false)
+	runtime.KeepAlive(s)
+	return err
 }
 
 // SetWithTTL is [Store.Set] with a time to live: from ttl after the call the
@@ -353,15 +367,17 @@ func (s *Store) SetString(key, value string) error {
 // it is reclaimed with an [EventExpire]. A ttl <= 0 stores an entry that is
 // already expired; a ttl too long for the clock saturates.
 func (s *Store) SetWithTTL(key string, value []byte, ttl time.Duration) error {
-	if err := s.s.checkWrite(key, len(value)); err != nil {
-		return err
-	}
-	return put(s.s, key, value, ttl, true)
+	err := put(s.s, key, value, ttl, true)
+	runtime.KeepAlive(s)
+	return err
 }
 
 // put stores a copy of v under key. The record (the copy) is made before
 // the shard lock is taken, so the lock is held only to swap it in.
 func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTTL bool) error {
+	if err := s.checkWrite(key, len(v)); err != nil {
+		return err
+	}
 	r := newRecord(key, v, noDeadline)
 	_, err := retryFull(s, func() (struct{}, error) {
 		return struct{}{}, s.putOnce(key, r, ttl, withTTL)
@@ -372,6 +388,10 @@ func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTT
 func (s *store) putOnce(key string, r *record, ttl time.Duration, withTTL bool) error {
 	sh, h := s.locate(key)
 	sh.mu.Lock()
+	if s.closed.Load() { // see close
+		sh.mu.Unlock()
+		return ErrClosed
+	}
 	now := int64(-1)
 	if withTTL {
 		// The clock is read under the lock: the old entry's expiry is
@@ -405,7 +425,12 @@ func (s *store) putOnce(key string, r *record, ttl time.Duration, withTTL bool) 
 // Delete removes key and reports whether it was present (an expired key is
 // not: it is reclaimed, with an EventExpire and no EventDelete).
 func (s *Store) Delete(key string) (existed bool, err error) {
-	st := s.s
+	existed, err = s.s.delete(key)
+	runtime.KeepAlive(s)
+	return existed, err
+}
+
+func (st *store) delete(key string) (bool, error) {
 	if st.closed.Load() {
 		return false, ErrClosed
 	}
@@ -415,6 +440,9 @@ func (s *Store) Delete(key string) (existed bool, err error) {
 	sh, h := st.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if st.closed.Load() { // see close
+		return false, ErrClosed
+	}
 	sl, r, held := st.find(sh, key, h, -1)
 	if sl == nil {
 		if held {
@@ -435,7 +463,12 @@ func (s *Store) Delete(key string) (existed bool, err error) {
 // as Redis INCR does. A stored value that is not a decimal integer is a
 // [*StorageError] and is left as it is.
 func (s *Store) Increment(key string, delta int64) (int64, error) {
-	st := s.s
+	n, err := s.s.increment(key, delta)
+	runtime.KeepAlive(s)
+	return n, err
+}
+
+func (st *store) increment(key string, delta int64) (int64, error) {
 	if st.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -449,6 +482,9 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 	sh, h := s.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.closed.Load() { // see close
+		return 0, ErrClosed
+	}
 	sl, r, held := s.find(sh, key, h, -1)
 	n, when := delta, noDeadline
 	if sl != nil {
@@ -489,7 +525,12 @@ func satAdd(a, b int64) int64 {
 // even empty, must equal a present value. A too-large newValue is refused
 // whether or not expected matches.
 func (s *Store) CompareAndSwap(key string, expected, newValue []byte) (swapped bool, err error) {
-	st := s.s
+	swapped, err = s.s.compareAndSwap(key, expected, newValue)
+	runtime.KeepAlive(s)
+	return swapped, err
+}
+
+func (st *store) compareAndSwap(key string, expected, newValue []byte) (bool, error) {
 	if err := st.checkWrite(key, len(newValue)); err != nil {
 		return false, err
 	}
@@ -500,6 +541,9 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	sh, h := s.locate(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if s.closed.Load() { // see close
+		return false, ErrClosed
+	}
 	sl, r, held := s.find(sh, key, h, -1)
 	match := sl == nil
 	if expected != nil {
@@ -529,10 +573,17 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 
 // ListKeys returns the present, unexpired keys that start with prefix, in no
 // particular order. It visits each shard once under its lock, so it costs
-// O(keys held) and is a snapshot of each shard, not of the store. It holds
-// each shard's writers off while it scans; readers never wait.
+// O(keys held) and is a snapshot of each shard, not of the store: a key
+// listed from one shard may be gone, and its quota slot taken by a key in a
+// shard visited later, before ListKeys returns. It holds each shard's
+// writers off while it scans; readers never wait.
 func (s *Store) ListKeys(prefix string) ([]string, error) {
-	st := s.s
+	keys, err := s.s.listKeys(prefix)
+	runtime.KeepAlive(s)
+	return keys, err
+}
+
+func (st *store) listKeys(prefix string) ([]string, error) {
 	if st.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -554,7 +605,10 @@ func (s *Store) ListKeys(prefix string) ([]string, error) {
 // Keys iterates over the present, unexpired keys that start with prefix. It
 // gathers one shard's keys under its lock and yields them after
 // releasing it, so the loop body may use the store; each shard is a
-// snapshot, the whole is not. A closed store yields nothing.
+// snapshot, the whole is not. A closed store yields nothing, and an
+// iteration stops at the next shard once the store is closed. The iteration
+// keeps the Store reachable, so a store whose last use is the loop is not
+// closed by its cleanup while the loop runs.
 func (s *Store) Keys(prefix string) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for k := range s.All(prefix) {
@@ -574,6 +628,10 @@ func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
 		v string
 	}
 	return func(yield func(string, []byte) bool) {
+		// The loop below uses only the store, not the handle, so without
+		// this the handle could be collected mid-iteration and its cleanup
+		// close the store under the caller's loop.
+		defer runtime.KeepAlive(s)
 		st := s.s
 		var buf []kv
 		for i := range st.shards {
@@ -606,6 +664,7 @@ func (s *Store) CleanExpired() {
 	if !s.s.closed.Load() {
 		s.s.reclaimExpired()
 	}
+	runtime.KeepAlive(s)
 }
 
 // reclaimExpired reclaims every due entry in every shard. Shards whose
@@ -624,13 +683,18 @@ func (s *store) reclaimExpired() {
 // Clear removes every entry, shard by shard, without publishing events (as
 // the reference). Writes that run alongside may land before or after it.
 func (s *Store) Clear() {
-	st := s.s
-	if st.closed.Load() {
-		return
-	}
+	s.s.clear()
+	runtime.KeepAlive(s)
+}
+
+func (st *store) clear() {
 	for i := range st.shards {
 		sh := &st.shards[i]
 		sh.mu.Lock()
+		if st.closed.Load() { // see close
+			sh.mu.Unlock()
+			return
+		}
 		n := sh.tab.Load().live
 		sh.tab.Store(emptyTable)
 		sh.w.reset()
@@ -665,14 +729,17 @@ func (s *Store) IsClustered() bool { return s.s.backend != nil }
 
 // Subscribe returns a subscription to every event published from now on.
 // Close it when done. On a closed store the subscription's Recv returns
-// ErrClosed once the store's held events are drained.
+// ErrClosed once the store's held events are drained. A subscription does
+// not keep the Store reachable: a store dropped without Close is closed by
+// its cleanup, and its subscriptions end with ErrClosed.
 func (s *Store) Subscribe() *Subscription { return s.s.events.subscribe() }
 
 // WatchPrefix returns a channel of the events whose key starts with prefix,
 // fed by a goroutine until ctx ends or the store closes; then the channel is
 // closed. Stretches lost to lag are skipped silently, as the reference's
 // stream does. Read the channel promptly: a slow reader lags, and writers
-// never wait for it.
+// never wait for it. Like a subscription, the channel does not keep the
+// Store reachable.
 func (s *Store) WatchPrefix(ctx context.Context, prefix string) <-chan Event {
 	st := s.s
 	ch := make(chan Event)
@@ -692,22 +759,41 @@ func (s *Store) WatchPrefix(ctx context.Context, prefix string) <-chan Event {
 }
 
 // Close stops the reaper and every WatchPrefix goroutine, ends every
-// subscription (Recv returns ErrClosed once held events are drained) and
-// makes later operations return ErrClosed. It waits for the goroutines to
-// stop. Closing again returns nil.
+// subscription (Recv returns ErrClosed once held events are drained, and
+// from then on) and makes later operations return ErrClosed. A write that
+// was under way when Close was called either takes effect before Close
+// returns or fails with ErrClosed: once Close returns nothing in the store
+// changes and no event is published. Close waits for the goroutines to
+// stop; so does every call of it, concurrent or later, and each returns
+// nil.
 func (s *Store) Close() error {
 	s.s.close()
 	return nil
 }
 
+// close is Close, and the cleanup of a dropped handle.
+//
+// The fence: every mutation, and every event, happens under a shard lock,
+// and every mutator checks closed again once it holds the lock. close sets
+// closed, then takes and releases each shard lock once. A mutator that took
+// a lock before close passed it has finished (and published) by then; one
+// that takes it after sees closed and changes nothing. So when the pass
+// ends the store is frozen, and only then is done closed: a Recv that sees
+// done closed has every event there will ever be in view, and its
+// ErrClosed is final.
 func (s *store) close() {
 	s.life.Lock()
-	if s.closed.Load() {
-		s.life.Unlock()
-		return
+	if !s.closed.Load() {
+		s.closed.Store(true)
+		for i := range s.shards {
+			s.shards[i].mu.Lock()
+			s.shards[i].mu.Unlock() // empty: passing the lock is the fence
+		}
+		close(s.done)
 	}
-	s.closed.Store(true)
-	close(s.done)
 	s.life.Unlock()
+	// Every call waits, not just the first: a Close that returned while the
+	// first caller's goroutines still ran would break its promise. wg.Add
+	// happens only under life with closed unset, so no Add races this Wait.
 	s.wg.Wait()
 }
