@@ -1,19 +1,69 @@
 package shardkv
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
 
-// TestAllocations pins what each hot operation allocates: reads only the
-// returned copy (none for GetString, AppendValue with room, View and
-// Exists), writes only the stored copy, and no event work without a
-// subscriber.
+// noReaper is the test-only option that starts no reaper goroutine, so that
+// nothing but the measured operation allocates while allocations are counted.
+func noReaper(o *options) { o.noReaper = true }
+
+// mallocs runs op n times and returns the heap allocations made meanwhile
+// (runtime.MemStats.Mallocs), unrounded. Like testing.AllocsPerRun it sets
+// GOMAXPROCS(1) for the measurement; unlike it, it makes no warm-up call
+// (the caller makes one where the operation needs it) and does not divide.
+func mallocs(n int, op func()) uint64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		op()
+	}
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs
+}
+
+// allocAttempts bounds the measurements of one case. Mallocs counts every
+// goroutine's allocations, so something outside the test (the runtime, a
+// goroutine of an earlier test winding down) can add to a total, never take
+// from it: a total above the expected one is measured again, and the case
+// fails only if every attempt is above it. A total below it fails at once.
+// An operation that allocates more than it should on every call, or on
+// every other call, is over on every attempt.
+const allocAttempts = 3
+
+// requireAllocs asserts that op, after one warm-up call, makes exactly
+// runs*want allocations in runs calls: not testing.AllocsPerRun's rounded-
+// down mean, under which "want 1" passes at 1.99.
+func requireAllocs(t *testing.T, name string, runs int, want uint64, op func()) {
+	t.Helper()
+	op() // warm-up, as AllocsPerRun does
+	var totals []uint64
+	for range allocAttempts {
+		got := mallocs(runs, op)
+		totals = append(totals, got)
+		if got <= uint64(runs)*want {
+			break
+		}
+	}
+	if got := totals[len(totals)-1]; got != uint64(runs)*want {
+		t.Errorf("%s: %v allocations in %d runs (attempts: %v), want exactly %d (%d a run)",
+			name, got, runs, totals, uint64(runs)*want, want)
+	}
+}
+
+// TestAllocations pins what each hot operation allocates, exactly, summed
+// over many calls: reads only the returned copy (none for GetString,
+// AppendValue with room, View and Exists), writes only the stored copy, and
+// no event work without a subscriber.
 func TestAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes allocation counts")
 	}
-	s := New()
+	s := New(noReaper)
 	defer s.Close()
 	v := make([]byte, 64)
 	if err := s.Set("k", v); err != nil {
@@ -28,7 +78,7 @@ func TestAllocations(t *testing.T) {
 	buf := make([]byte, 0, 128)
 	tests := []struct {
 		name string
-		want float64
+		want uint64 // allocations per call, exactly
 		op   func()
 	}{
 		{"Get", 1, func() { s.Get("k") }},
@@ -51,8 +101,66 @@ func TestAllocations(t *testing.T) {
 		{"publish/no-subscriber", 0, func() { s.s.events.publish("k", EventSet, v) }},
 	}
 	for _, tc := range tests {
-		if got := testing.AllocsPerRun(200, tc.op); got != tc.want {
-			t.Errorf("%s: %v allocations, want %v", tc.name, got, tc.want)
+		requireAllocs(t, tc.name, 1000, tc.want, tc.op)
+	}
+}
+
+// TestAllocations_SetNewKeys: a Set of a new key allocates its record and,
+// amortized, the table growth it causes; nothing else. With one shard the
+// growth is known: the first insert replaces the shared one-slot empty
+// table with 8 slots, and every later growth doubles (a table keeps a
+// quarter of its slots nil, and a grown one is filled to at most half), so
+// 4096 keys, which need more than 4096*4/3 slots, end in a table of 8192:
+// one growth to each of 8, 16, ..., 8192, 11 in all, each allocating a
+// table header and its slot slice. The total is bounded, not pinned: a
+// growth policy that grows less often is no bug. An operation that
+// allocated twice per new key, or once more every so many keys, is over.
+func TestAllocations_SetNewKeys(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	const (
+		n         = 4096
+		growths   = 11 // tables of 8 << 0 ... 8 << 10 = 8192 slots
+		perGrowth = 2  // the table header and its slots
+		most      = n + growths*perGrowth
+	)
+	keys := make([]string, n) // built before measuring
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%06d", i)
+	}
+	v := make([]byte, 64)
+	var totals []uint64
+	// Each attempt's store is kept reachable to the end, so that no
+	// collection of it runs its cleanup (which closes it) while a later
+	// attempt counts.
+	var made []*Store
+	defer func() {
+		for _, s := range made {
+			s.Close()
 		}
+	}()
+	for range allocAttempts {
+		s := New(WithShards(1), noReaper)
+		made = append(made, s)
+		i := 0
+		got := mallocs(n, func() {
+			if err := s.Set(keys[i], v); err != nil {
+				t.Fatal(err)
+			}
+			i++
+		})
+		if s.Len() != n {
+			t.Fatalf("the store holds %d keys, want %d", s.Len(), n)
+		}
+		totals = append(totals, got)
+		if got <= most {
+			break
+		}
+	}
+	t.Logf("%d Sets of new keys: %v allocations", n, totals)
+	if got := totals[len(totals)-1]; got < n || got > most {
+		t.Errorf("%d Sets of new keys made %d allocations (attempts: %v), want between %d (the records) and %d (and %d growths)",
+			n, got, totals, n, most, growths)
 	}
 }
