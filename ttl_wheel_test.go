@@ -11,52 +11,72 @@ import (
 
 const ms = int64(time.Millisecond)
 
-// wheelHarness drives a wheel and records what fires, and when.
+// wheelHarness drives a wheel and records what fires, and when. It judges
+// firing against the deadlines the test asked for (asked), never against
+// the timer's when and tick fields, which the wheel itself writes.
 type wheelHarness struct {
 	t      *testing.T
 	w      wheel
-	now    int64
+	now    int64             // the last now advanced to
+	latest int64             // the latest now advanced to: the wheel never goes back
 	timers map[string]*timer // scheduled, not fired
+	asked  map[*timer]int64  // each scheduled timer's deadline, as last asked for
 	fired  []string
 }
 
 func newWheelHarness(t *testing.T) *wheelHarness {
-	return &wheelHarness{t: t, timers: map[string]*timer{}}
+	return &wheelHarness{t: t, timers: map[string]*timer{}, asked: map[*timer]int64{}}
 }
 
 func (h *wheelHarness) schedule(key string, when int64) {
 	if old, ok := h.timers[key]; ok {
 		h.w.cancel(old)
+		delete(h.asked, old)
 	}
 	tm := &timer{key: key, level: -1}
 	h.w.schedule(tm, when)
 	h.timers[key] = tm
+	h.asked[tm] = when
 }
 
 // reschedule moves key's timer, as a rewrite with a TTL does.
 func (h *wheelHarness) reschedule(key string, when int64) {
-	h.w.reschedule(h.timers[key], when)
+	tm := h.timers[key]
+	h.w.reschedule(tm, when)
+	h.asked[tm] = when
 }
 
 func (h *wheelHarness) cancel(key string) {
-	h.w.cancel(h.timers[key])
+	tm := h.timers[key]
+	h.w.cancel(tm)
 	delete(h.timers, key)
+	delete(h.asked, tm)
+}
+
+// ceilTick is the first tick boundary at or after when (>= 0), computed
+// here rather than with tickOf, which is under test. math.MaxInt64's is
+// one past math.MaxInt64/wheelTick, as the wheel saturates.
+func ceilTick(when int64) int64 {
+	return when/wheelTick + min(when%wheelTick, 1)
 }
 
 // advance moves to now with the given budget, looping until done, and
-// returns the keys fired in order.
+// returns the keys fired in order. A timer must never fire before the
+// deadline asked for; check then asserts that none due is left.
 func (h *wheelHarness) advance(now int64, budget int) []string {
 	h.t.Helper()
 	h.now = now
+	h.latest = max(h.latest, now)
 	start := len(h.fired)
 	fire := func(tm *timer) {
-		if tm.when > now {
-			h.t.Fatalf("%s fired early: deadline %d, now %d", tm.key, tm.when, now)
-		}
 		if h.timers[tm.key] != tm {
 			h.t.Fatalf("%s fired but was cancelled or replaced", tm.key)
 		}
+		if asked := h.asked[tm]; asked > now {
+			h.t.Fatalf("%s fired early: asked for %d, now %d", tm.key, asked, now)
+		}
 		delete(h.timers, tm.key)
+		delete(h.asked, tm)
 		h.fired = append(h.fired, tm.key)
 	}
 	for rounds := 0; !h.w.advance(now, budget, fire); rounds++ {
@@ -68,9 +88,13 @@ func (h *wheelHarness) advance(now int64, budget int) []string {
 	return h.fired[start:]
 }
 
-// check asserts the wheel's invariants against the harness's own record:
-// nothing due is left, the count is right, and the due tick is no later
-// than any timer's tick (what the reaper and quota reclaim rely on).
+// check asserts the wheel's invariants against the harness's own record of
+// the deadlines asked for: every timer asked for at or before now has fired
+// (so a timer fires at the first advance past its deadline, hence by the
+// first tick boundary at or after it), the count is right, and the wheel's
+// due tick, when the reaper and quota reclaim next look at it, is no later
+// than the first tick boundary at or after any held timer's deadline (or,
+// for a deadline already behind the wheel, than the wheel's own time).
 func (h *wheelHarness) check() {
 	h.t.Helper()
 	if h.w.n != len(h.timers) {
@@ -81,14 +105,15 @@ func (h *wheelHarness) check() {
 		h.t.Fatalf("empty wheel due at %d", due)
 	}
 	for k, tm := range h.timers {
-		if tm.when <= h.now && h.now >= 0 {
-			h.t.Fatalf("%s (deadline %d) still held at now %d", k, tm.when, h.now)
+		asked := h.asked[tm]
+		if asked <= h.now && h.now >= 0 {
+			h.t.Fatalf("%s (asked for %d) still held at now %d", k, asked, h.now)
 		}
 		if tm.level < 0 {
 			h.t.Fatalf("%s is not linked", k)
 		}
-		if due > tm.tick {
-			h.t.Fatalf("due tick %d is after %s's tick %d", due, k, tm.tick)
+		if bound := max(ceilTick(asked), ceilTick(max(h.latest, 0))); due > bound {
+			h.t.Fatalf("due tick %d is after %d, the tick of %s's deadline %d", due, bound, k, asked)
 		}
 	}
 }
@@ -272,11 +297,89 @@ func TestWheelBudgetBoundsWork(t *testing.T) {
 	}
 }
 
+// TestTickOfNeverEarly: tickOf(when) is the first tick boundary at or after
+// when: never before it (tick*wheelTick >= when) and minimal
+// ((tick-1)*wheelTick < when, for when > 0), over the documented range
+// when >= 0 up to math.MaxInt64 (a saturated deadline). The products are
+// taken in uint64, where they cannot overflow: tick <= MaxInt64/wheelTick+1.
 func TestTickOfNeverEarly(t *testing.T) {
-	for _, when := range []int64{0, 1, ms - 1, ms, ms + 1, math.MaxInt64} {
-		tick := tickOf(when)
-		if tick < when/wheelTick || (tick-1)*wheelTick >= when && when > 0 {
-			t.Errorf("tickOf(%d) = %d", when, tick)
+	const maxTicks = math.MaxInt64 / wheelTick // whole ticks below MaxInt64
+	tests := []struct {
+		when, want int64
+	}{
+		{0, 0},
+		{1, 1},
+		{wheelTick - 1, 1},
+		{wheelTick, 1},
+		{wheelTick + 1, 2},
+		{2*wheelTick - 1, 2},
+		{2 * wheelTick, 2},
+		{1500 * 1000, 2}, // 1.5 ms
+		{64 * wheelTick, 64},
+		{3*time.Hour.Nanoseconds() + 7, 3*3600*1000 + 1},
+		{1 << 50, (1<<50)/wheelTick + 1}, // 2^50 is no multiple of 10^6
+		{maxTicks*wheelTick - 1, maxTicks},
+		{maxTicks * wheelTick, maxTicks},
+		{maxTicks*wheelTick + 1, maxTicks + 1},
+		{math.MaxInt64 - 1, maxTicks + 1},
+		{math.MaxInt64, maxTicks + 1},
+	}
+	for _, tc := range tests {
+		tick := tickOf(tc.when)
+		if tick != tc.want {
+			t.Errorf("tickOf(%d) = %d, want %d", tc.when, tick, tc.want)
+		}
+		if tick < 0 || uint64(tick)*uint64(wheelTick) < uint64(tc.when) {
+			t.Errorf("tickOf(%d) = %d: its boundary %d*%d is before the deadline (fires early)", tc.when, tick, tick, wheelTick)
+		}
+		if tc.when > 0 && tick > 0 && uint64(tick-1)*uint64(wheelTick) >= uint64(tc.when) {
+			t.Errorf("tickOf(%d) = %d: the boundary before, %d*%d, is already at or after the deadline (fires late)", tc.when, tick, tick-1, wheelTick)
+		}
+	}
+}
+
+// TestWheelReaperFiresAtDeadlineTick drives the wheel as the reaper does:
+// it sleeps until the start of the due tick and advances to that instant.
+// Every timer must fire on the wake at the first tick boundary at or after
+// the deadline asked for: not on an earlier wake (early), and no wake may
+// skip past that boundary (late).
+func TestWheelReaperFiresAtDeadlineTick(t *testing.T) {
+	day := 24 * time.Hour.Nanoseconds()
+	deadlines := map[string]int64{
+		"1ns":         1,
+		"tick-1":      wheelTick - 1,
+		"tick":        wheelTick,
+		"tick+1":      wheelTick + 1,
+		"level0":      40*ms + 3,
+		"level1":      3*time.Second.Nanoseconds() + 1,
+		"level1-edge": 64 * ms,
+		"level2":      200 * time.Second.Nanoseconds(),
+		"level3":      3*time.Hour.Nanoseconds() + 7,
+		"level4":      10*day + 1,
+		"level5":      2*365*day + 5,
+	}
+	h := newWheelHarness(t)
+	for k, d := range deadlines {
+		h.schedule(k, d)
+	}
+	firedAt := map[string]int64{}
+	now := int64(0)
+	for wakes := 0; len(h.timers) > 0; wakes++ {
+		if wakes > 1000 {
+			t.Fatalf("still holding %d timers after %d wakes", len(h.timers), wakes)
+		}
+		due := h.w.due()
+		if due == noTick {
+			t.Fatalf("%d timers held, nothing due", len(h.timers))
+		}
+		now = max(now, due*wheelTick) // the reaper's sleep ends at the due tick's start
+		for _, k := range h.advance(now, math.MaxInt) {
+			firedAt[k] = now
+		}
+	}
+	for k, d := range deadlines {
+		if want := ceilTick(d) * wheelTick; firedAt[k] != want {
+			t.Errorf("%s (deadline %d) fired on the wake at %d, want %d (the first tick boundary at or after it)", k, d, firedAt[k], want)
 		}
 	}
 }
