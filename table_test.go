@@ -11,16 +11,26 @@ import (
 )
 
 // tableHarness drives one shard's table the way the store does (under the
-// shard lock), with a map as the model.
+// shard lock), with a map as the model. Every put writes a value no earlier
+// put wrote (a counter), so a replace that kept the old record, or found
+// another key's, is caught by comparing values with the model.
 type tableHarness struct {
 	t     *testing.T
 	sh    shard
-	model map[string]uint64 // key -> hash
+	model map[string]modelEntry
 	hash  func(string) uint64
+	puts  int // values written so far
+}
+
+// modelEntry is what the model holds for a key: its hash and the value of
+// the last put.
+type modelEntry struct {
+	hash  uint64
+	value string
 }
 
 func newTableHarness(t *testing.T, hash func(string) uint64) *tableHarness {
-	h := &tableHarness{t: t, model: map[string]uint64{}, hash: hash}
+	h := &tableHarness{t: t, model: map[string]modelEntry{}, hash: hash}
 	h.sh.init()
 	return h
 }
@@ -29,13 +39,15 @@ func (h *tableHarness) put(key string) {
 	h.sh.mu.Lock()
 	defer h.sh.mu.Unlock()
 	hv := h.hash(key)
-	r := newRecord(key, "v:"+key, noDeadline)
+	h.puts++
+	v := fmt.Sprint("v", h.puts, ":", key) // distinct from every earlier value
+	r := newRecord(key, v, noDeadline)
 	if s, _ := h.sh.tab.Load().probe(key, hv); s != nil {
 		h.sh.replace(s, r)
 	} else {
 		h.sh.insert(hv, r)
 	}
-	h.model[key] = hv
+	h.model[key] = modelEntry{hv, v}
 }
 
 func (h *tableHarness) del(key string) {
@@ -47,16 +59,19 @@ func (h *tableHarness) del(key string) {
 	delete(h.model, key)
 }
 
-// check compares the table with the model: every key found with its own
-// record, absent keys missing, the counts right, and the quarter of nil
+// check compares the table with the model: every key found with the record
+// of its last put (its value), absent keys missing, the counts right, and the quarter of nil
 // slots that ends every probe kept.
 func (h *tableHarness) check(absent []string) {
 	h.t.Helper()
 	t := h.sh.tab.Load()
-	for k, hv := range h.model {
-		_, r := t.probe(k, hv)
-		if r == nil || r.key() != k || r.value() != "v:"+k {
-			h.t.Fatalf("%q: got %v", k, r)
+	for k, m := range h.model {
+		_, r := t.probe(k, m.hash)
+		if r == nil {
+			h.t.Fatalf("%q: missing", k)
+		}
+		if r.key() != k || r.value() != m.value {
+			h.t.Fatalf("%q: found key %q with value %q, want the last put's %q", k, r.key(), r.value(), m.value)
 		}
 	}
 	for _, k := range absent {
