@@ -119,21 +119,64 @@ func TestValidateKey_StoreUsesIt(t *testing.T) {
 	}
 }
 
-// refKeyRule is the rule as API.md states it, written independently of the
-// library: non-empty, at most 1024 bytes of valid UTF-8, every rune
-// alphanumeric in Rust's sense (letter, number or Other_Alphabetic) or one
-// of "-_./:".
+// refKeyRule is the reference store's validate_key
+// (/work/shared/reference/kvstore.rs), written out from the Rust source and
+// independently of key.go, so that a mistake in key.go's expression cannot
+// be copied into its own check:
+//
+//	!key.is_empty() && key.len() <= 1024 &&
+//	key.chars().all(|c| c.is_alphanumeric() || "-_./:".contains(c))
+//
+// key.len() counts bytes. A Rust &str is valid UTF-8 by construction; a Go
+// string need not be, and one that is not is refused. For ASCII the allowed
+// set is listed byte by byte (refASCIIAllowed). Beyond ASCII,
+// char::is_alphanumeric is Alphabetic || Numeric: Alphabetic is the Unicode
+// derived property (Lu, Ll, Lt, Lm, Lo, Nl and Other_Alphabetic, with
+// Other_Lowercase and Other_Uppercase through Lowercase and Uppercase) and
+// Numeric the categories Nd, Nl and No: refAlphanumeric lists those tables.
 func refKeyRule(key string) bool {
-	if len(key) == 0 || len(key) > 1024 || !utf8.ValidString(key) {
+	if key == "" || len(key) > 1024 {
 		return false
 	}
-	for _, r := range key {
-		if !(unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.Is(unicode.Other_Alphabetic, r) ||
-			strings.ContainsRune("-_./:", r)) {
+	runes := []rune(key) // each invalid byte becomes U+FFFD,
+	if string(runes) != key {
+		return false // so the round trip differs: not UTF-8
+	}
+	for _, r := range runes {
+		var ok bool
+		if r < 0x80 {
+			ok = strings.IndexByte(refASCIIAllowed, byte(r)) >= 0
+		} else {
+			ok = unicode.In(r, refAlphanumeric...)
+		}
+		if !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// refASCIIAllowed is every ASCII byte a key may hold, written out.
+const refASCIIAllowed = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz" + "0123456789" + "-_./:"
+
+// refAlphanumeric is Rust's char::is_alphanumeric as Unicode tables.
+var refAlphanumeric = []*unicode.RangeTable{
+	unicode.Lu, unicode.Ll, unicode.Lt, unicode.Lm, unicode.Lo, unicode.Nl, // Alphabetic: letters, letter numbers
+	unicode.Other_Alphabetic, unicode.Other_Lowercase, unicode.Other_Uppercase, // and its other contributors
+	unicode.Nd, unicode.No, // Numeric (Nl is above)
+}
+
+// TestRefKeyRule_ASCII: the reference's two halves agree on ASCII: the
+// listed bytes are exactly the ASCII runes its Unicode tables call
+// alphanumeric, plus "-_./:". (A check of the reference, not of key.go.)
+func TestRefKeyRule_ASCII(t *testing.T) {
+	for b := range 0x80 {
+		listed := strings.IndexByte(refASCIIAllowed, byte(b)) >= 0
+		byTables := unicode.In(rune(b), refAlphanumeric...) || strings.IndexByte("-_./:", byte(b)) >= 0
+		if listed != byTables {
+			t.Errorf("byte %#x %q: listed %v, by the tables %v", b, rune(b), listed, byTables)
+		}
+	}
 }
 
 // ValidateKey agrees with refKeyRule on random strings: ASCII, random runes

@@ -237,12 +237,42 @@ func TestRef_invalid_key(t *testing.T) {
 	require.ErrorIs(t, s.Set("bad key", []byte("v")), shardkv.ErrInvalidKey)
 }
 
+// TestRef_clone_shares_state: the reference's Clone is a copy of the
+// *Store pointer. Two handles share one state: a write or a delete through
+// either is seen through the other, in both directions.
 func TestRef_clone_shares_state(t *testing.T) {
 	a := shardkv.New()
 	defer a.Close()
-	b := a // the reference's Clone is a copy of the pointer
-	require.NoError(t, a.Set("k", []byte("v")))
-	require.Equal(t, "v", stGet(t, b, "k"))
+	b := a // the clone
+	del := func(key string) func(*shardkv.Store) error {
+		return func(s *shardkv.Store) error {
+			existed, err := s.Delete(key)
+			if err == nil && !existed {
+				err = fmt.Errorf("delete of %q: not present", key)
+			}
+			return err
+		}
+	}
+	steps := []struct {
+		name      string
+		via, seen *shardkv.Store
+		op        func(s *shardkv.Store) error
+		key, want string // what the other handle then reads
+	}{
+		{"set via a", a, b, func(s *shardkv.Store) error { return s.Set("k", []byte("from-a")) }, "k", "from-a"},
+		{"overwrite via b", b, a, func(s *shardkv.Store) error { return s.Set("k", []byte("from-b")) }, "k", "from-b"},
+		{"set via b", b, a, func(s *shardkv.Store) error { return s.Set("j", []byte("j-from-b")) }, "j", "j-from-b"},
+		{"delete via a", a, b, del("j"), "j", "<absent>"},
+		{"delete via b", b, a, del("k"), "k", "<absent>"},
+		{"set again via a", a, b, func(s *shardkv.Store) error { return s.Set("k", []byte("again")) }, "k", "again"},
+	}
+	for _, st := range steps {
+		require.NoError(t, st.op(st.via), st.name)
+		require.Equal(t, st.want, stGet(t, st.seen, st.key), "%s: read through the other handle", st.name)
+		require.Equal(t, st.want, stGet(t, st.via, st.key), "%s: read through the same handle", st.name)
+		require.Equal(t, a.Len(), b.Len(), st.name)
+	}
+	require.Equal(t, 1, b.Len())
 }
 
 func TestRef_watch_receives_set_event(t *testing.T) {
@@ -1973,11 +2003,16 @@ func TestStore_KeysAndAll(t *testing.T) {
 	require.Equal(t, "50", stGet(t, s, "count"))
 }
 
+// TestStore_ListKeysNeverNil: ListKeys with nothing to list returns an
+// empty, non-nil slice.
 func TestStore_ListKeysNeverNil(t *testing.T) {
 	s := shardkv.New()
 	defer s.Close()
+	// An empty result is an empty, non-nil slice (require.Empty alone would
+	// pass for nil).
 	keys, err := s.ListKeys("")
 	require.NoError(t, err)
+	require.NotNil(t, keys)
 	require.Empty(t, keys)
 	// Exists and ListKeys do not validate keys.
 	require.False(t, s.Exists(""))
@@ -1985,6 +2020,13 @@ func TestStore_ListKeysNeverNil(t *testing.T) {
 	require.False(t, s.Exists("\xff"))
 	keys, err = s.ListKeys("bad prefix \xff")
 	require.NoError(t, err)
+	require.NotNil(t, keys)
+	require.Empty(t, keys)
+	// So is a prefix that matches none of the keys held.
+	require.NoError(t, s.Set("k", []byte("v")))
+	keys, err = s.ListKeys("x")
+	require.NoError(t, err)
+	require.NotNil(t, keys)
 	require.Empty(t, keys)
 }
 
