@@ -61,14 +61,21 @@ type Counters struct {
 	Dropped      atomic.Int64 // writes the store did not take (ristretto) or refused
 	Fails        atomic.Int64 // lost CAS rounds
 	Errors       atomic.Int64 // operations that failed
-	Events       atomic.Int64 // events the subscribers received
-	Missed       atomic.Int64 // events the subscribers missed (lag)
+	Events       atomic.Int64 // events delivered to the subscribers, all of them together
+	Missed       atomic.Int64 // events published to the subscribers and not delivered
 	Listed       atomic.Int64 // keys returned by ListKeys
 }
 
 // Metrics is a cell's counters, with the ratios derived from them.
 type Metrics struct {
 	Hits, Misses, Writes, Dropped, Fails, Errors, Events, Missed, Listed int64
+	// Watch cells: Subscribers, and Published, the events published while
+	// they listened (one per Set the store took). Events is what Next
+	// returned to them, all subscribers together; Missed is
+	// Subscribers*Published - Events: reported lost (lag) or never
+	// delivered.
+	Subscribers int
+	Published   int64
 }
 
 // Snapshot reads the counters.
@@ -84,6 +91,15 @@ func (c *Counters) Snapshot() Metrics {
 func (m Metrics) HitRatio() float64 {
 	if r := m.Hits + m.Misses; r > 0 {
 		return float64(m.Hits) / float64(r)
+	}
+	return -1
+}
+
+// DeliveredRatio is the events delivered per subscriber per published
+// event (1: nothing lost), or -1 outside a watch cell.
+func (m Metrics) DeliveredRatio() float64 {
+	if sent := float64(m.Subscribers) * float64(m.Published); sent > 0 {
+		return float64(m.Events) / sent
 	}
 	return -1
 }
@@ -369,11 +385,23 @@ func (w *casWorker) Done() {
 }
 
 // WatchFanout is Set over zipf keys from every goroutine while subs
-// subscribers receive every event.
+// subscribers receive every event they can.
+//
+// It counts events delivered to the subscribers, not Sets: each subscriber
+// counts the events its Next returned (delivered) and the missed counts it
+// was told of (lost), and a worker's Done, which the runners time, waits
+// until every subscriber has accounted for every event published so far,
+// delivered or lost (or until no subscriber has made progress for
+// watchIdle; what is then unaccounted for counts as not delivered). So the
+// cell's time covers delivery, and its figure of merit is time per
+// delivered event (elapsed / Metrics.Events): a store that drops events for
+// lagging subscribers delivers fewer in as much time or more and scores
+// worse, however fast its Sets return. Metrics.DeliveredRatio is the
+// delivered fraction.
 func WatchFanout(subs int) Workload {
 	return Workload{
 		Name:  "watch-" + strconv.Itoa(subs),
-		Doc:   fmt.Sprintf("Set (zipf) from every goroutine while %d subscribers receive every event", subs),
+		Doc:   fmt.Sprintf("Set (zipf) from every goroutine while %d subscribers receive; counts the events delivered to them", subs),
 		Needs: stores.Watch,
 		Start: func(env *Env) (Cell, error) {
 			w, ok := env.Store.(stores.Watcher)
@@ -381,27 +409,25 @@ func WatchFanout(subs int) Workload {
 				return nil, fmt.Errorf("%s: no Subscribe", env.Store.Name())
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			c := &watchCell{mixCell: mixCell{env: env, order: env.Zipf, writes: 100}, cancel: cancel}
-			for range subs {
-				sub := w.Subscribe()
-				c.subs = append(c.subs, sub)
+			c := &watchCell{mixCell: mixCell{env: env, order: env.Zipf, writes: 100}, cancel: cancel,
+				subs: make([]watchSub, subs)}
+			for i := range c.subs {
+				ws := &c.subs[i]
+				ws.sub = w.Subscribe()
 				c.wg.Add(1)
 				go func() {
 					defer c.wg.Done()
-					var events, missed int64
 					for {
-						m, err := sub.Next(ctx)
-						if err != nil {
-							break
-						}
-						if m > 0 {
-							missed += int64(m)
-						} else {
-							events++
+						m, err := ws.sub.Next(ctx)
+						switch {
+						case err != nil:
+							return // Finish cancelled ctx or closed the subscription
+						case m > 0:
+							ws.lost.Add(int64(m))
+						default:
+							ws.delivered.Add(1)
 						}
 					}
-					c.c.Events.Add(events)
-					c.c.Missed.Add(missed)
 				}()
 			}
 			return c, nil
@@ -409,20 +435,83 @@ func WatchFanout(subs int) Workload {
 	}
 }
 
+// watchIdle is how long a watch worker's Done waits for subscribers that
+// make no progress (a variable for the tests).
+var watchIdle = time.Second
+
 type watchCell struct {
 	mixCell
-	subs   []stores.Subscription
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	subs      []watchSub
+	published atomic.Int64 // Sets the store took: one event to every subscriber each
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// watchSub is one subscriber and its counts, on cache lines of its own.
+type watchSub struct {
+	_         [64]byte
+	sub       stores.Subscription
+	delivered atomic.Int64
+	lost      atomic.Int64 // reported by the store (missed > 0)
+}
+
+func (c *watchCell) NewWorker(id int) Worker {
+	return &watchWorker{mixWorker: c.mixCell.NewWorker(id).(*mixWorker), cell: c}
+}
+
+type watchWorker struct {
+	*mixWorker
+	cell *watchCell
+}
+
+// Done adds the worker's counts, then waits for the subscribers to account
+// for every event published so far: the worker that finishes last waits
+// for all of them, inside the runner's timing.
+func (w *watchWorker) Done() {
+	w.cell.published.Add(w.writes - w.drops)
+	w.mixWorker.Done()
+	w.cell.waitAccounted(w.cell.published.Load())
+}
+
+// waitAccounted waits until every subscriber has accounted for n events, or
+// none has made progress for watchIdle.
+func (c *watchCell) waitAccounted(n int64) {
+	last, since := int64(-1), time.Now()
+	for {
+		behind, total := false, int64(0)
+		for i := range c.subs {
+			got := c.subs[i].delivered.Load() + c.subs[i].lost.Load()
+			total += got
+			behind = behind || got < n
+		}
+		if !behind {
+			return
+		}
+		if total != last {
+			last, since = total, time.Now()
+		} else if time.Since(since) > watchIdle {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
 }
 
 func (c *watchCell) Finish() Metrics {
 	c.cancel()
-	for _, s := range c.subs {
-		s.Close()
+	for i := range c.subs {
+		c.subs[i].sub.Close()
 	}
 	c.wg.Wait()
-	return c.c.Snapshot()
+	var delivered int64
+	for i := range c.subs {
+		delivered += c.subs[i].delivered.Load()
+	}
+	m := c.c.Snapshot()
+	m.Subscribers = len(c.subs)
+	m.Published = c.published.Load()
+	m.Events = delivered
+	m.Missed = max(0, int64(len(c.subs))*m.Published-delivered)
+	return m
 }
 
 // ListKeys lists the keys of a 1% prefix.

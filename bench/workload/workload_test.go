@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -103,8 +104,12 @@ func TestWorkloadsOnShardkv(t *testing.T) {
 			t.Errorf("%s: hit ratio %v", w.Name, m.HitRatio())
 		case w.Name == "get-half-expired" && (m.HitRatio() < 0.3 || m.HitRatio() > 0.7):
 			t.Errorf("%s: hit ratio %v, want about 0.5", w.Name, m.HitRatio())
-		case strings.HasPrefix(w.Name, "watch-") && m.Events == 0:
-			t.Errorf("%s: no events received", w.Name)
+		case strings.HasPrefix(w.Name, "watch-"):
+			if m.Events == 0 || m.Subscribers == 0 || m.Published != m.Writes ||
+				m.Events+m.Missed != int64(m.Subscribers)*m.Published || m.DeliveredRatio() <= 0 || m.DeliveredRatio() > 1 {
+				t.Errorf("%s: %d subscribers, %d published, %d writes, %d delivered, %d missed",
+					w.Name, m.Subscribers, m.Published, m.Writes, m.Events, m.Missed)
+			}
 		}
 	}
 	for _, op := range Ops() {
@@ -127,5 +132,69 @@ func TestRunLatency(t *testing.T) {
 	l = RunLatency(cell, LatencyConfig{Goroutines: 2, Rate: 50_000, Ops: 1000, SampleEvery: 1})
 	if l.Ops != 1000 || l.Samples != 1000 {
 		t.Fatalf("Ops-bounded run: %d ops, %d samples", l.Ops, l.Samples)
+	}
+}
+
+// lossy wraps a store so that its subscribers get only every other event:
+// the rest are reported lost (missed = 1) or, if silent, never mentioned.
+type lossy struct {
+	stores.Store
+	silent bool
+}
+
+func (l lossy) Subscribe() stores.Subscription {
+	return &lossySub{inner: l.Store.(stores.Watcher).Subscribe(), silent: l.silent}
+}
+
+type lossySub struct {
+	inner  stores.Subscription
+	n      int
+	silent bool
+}
+
+func (s *lossySub) Next(ctx context.Context) (uint64, error) {
+	for {
+		m, err := s.inner.Next(ctx)
+		if err != nil || m > 0 {
+			return m, err
+		}
+		s.n++
+		switch {
+		case s.n%2 == 1:
+			return 0, nil
+		case !s.silent:
+			return 1, nil
+		}
+	}
+}
+
+func (s *lossySub) Close() { s.inner.Close() }
+
+// TestWatchCountsDelivered checks that the watch workload counts events
+// delivered, not published: a store whose subscribers get half the events,
+// with or without telling them, reports half delivered and the rest missed.
+func TestWatchCountsDelivered(t *testing.T) {
+	env := newEnv(t, "shardkv", 2000)
+	defer func(d time.Duration) { watchIdle = d }(watchIdle)
+	watchIdle = 50 * time.Millisecond
+	for _, c := range []struct {
+		name  string
+		store stores.Store
+		max   float64 // delivered ratio at most
+	}{
+		{"all", env.Store, 1},
+		{"half-lagged", lossy{Store: env.Store}, 0.5},
+		{"half-silent", lossy{Store: env.Store, silent: true}, 0.5},
+	} {
+		cell, err := WatchFanout(4).Start(&Env{Keyspace: env.Keyspace, Store: c.store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := RunFor(cell, 2, 10*time.Millisecond).Metrics
+		r := m.DeliveredRatio()
+		if m.Subscribers != 4 || m.Published == 0 || m.Published != m.Writes || r <= 0 || r > c.max+0.01 ||
+			m.Events+m.Missed != 4*m.Published {
+			t.Errorf("%s: %d published, %d delivered (%.3f a subscriber), %d missed", c.name, m.Published, m.Events, r, m.Missed)
+		}
 	}
 }

@@ -578,10 +578,16 @@ func fill(c *Cell, res workload.Result) {
 		c.CASFails = float64(m.Fails) / float64(res.Ops)
 	}
 	c.Errors = m.Errors
-	if res.Elapsed > 0 {
-		c.EventsPerS = float64(m.Events) / res.Elapsed.Seconds()
+	if m.Subscribers > 0 {
+		c.Subscribers = m.Subscribers
+		c.Published = m.Published
+		c.Delivered = max(m.DeliveredRatio(), 0)
+		c.Missed = m.Missed
+		if res.Elapsed > 0 {
+			c.EventsPerS = float64(m.Events) / res.Elapsed.Seconds()
+		}
+		c.NsPerDelivered = float64(res.Elapsed.Nanoseconds()) / float64(max(m.Events, 1))
 	}
-	c.Missed = m.Missed
 }
 
 func (r *runner) runLatency(procs int, env *workload.Env, spec stores.Spec) {

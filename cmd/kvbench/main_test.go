@@ -69,6 +69,10 @@ func TestRun(t *testing.T) {
 		if c.Status == "error" {
 			t.Errorf("%s/%s: %s", c.Store, c.Workload, c.Reason)
 		}
+		if c.Status == "ok" && strings.HasPrefix(c.Workload, "watch-") &&
+			(c.Subscribers == 0 || c.Published != c.Ops || c.EventsPerS <= 0 || c.Delivered <= 0 || c.Delivered > 1 || c.NsPerDelivered <= 0) {
+			t.Errorf("%s/%s: watch figures %+v", c.Store, c.Workload, c)
+		}
 	}
 	for cell, want := range map[string]string{
 		"shardkv/ttl-churn":          "ok",
@@ -89,7 +93,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("latency rows %d, memory rows %d, want %d", len(rep.Latency), len(rep.Memory), len(specs))
 	}
 	md, _ := os.ReadFile(filepath.Join(o.out, "results.md"))
-	for _, want := range []string{"| workload | store | ops/s | ns/op | allocs/op | p99 | bytes/entry | ×shardkv |", "Machine: ", "| xsync |"} {
+	for _, want := range []string{"| workload | store | ops/s | ns/op | allocs/op | p99 | bytes/entry | ×shardkv |", "Machine: ", "| xsync |",
+		"| workload | store | delivered events/s | ns/delivered | delivered/op |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q", want)
 		}

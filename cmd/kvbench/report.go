@@ -80,10 +80,17 @@ type Cell struct {
 	DropRatio   float64 `json:"dropped_ratio,omitempty"` // dropped writes / writes
 	CASFails    float64 `json:"cas_fails_per_op,omitempty"`
 	Errors      int64   `json:"errors,omitempty"`
-	EventsPerS  float64 `json:"events_per_sec,omitempty"` // events received, all subscribers
-	Missed      int64   `json:"missed_events,omitempty"`
-	Listed      float64 `json:"keys_per_list,omitempty"`
-	Load1       float64 `json:"load1"`
+	// Watch cells. The cell's time includes the wait for every subscriber
+	// to catch up; events are counted as delivered to subscribers, not as
+	// published, so a store that drops events scores worse.
+	Subscribers    int     `json:"subscribers,omitempty"`
+	Published      int64   `json:"published_events,omitempty"`       // one per Set the store took
+	EventsPerS     float64 `json:"events_per_sec,omitempty"`         // events delivered per second, all subscribers together
+	NsPerDelivered float64 `json:"ns_per_delivered_event,omitempty"` // the cell's time over the events delivered
+	Delivered      float64 `json:"delivered_ratio,omitempty"`        // delivered per subscriber per published event; 1: none lost
+	Missed         int64   `json:"missed_events,omitempty"`          // published to subscribers, not delivered
+	Listed         float64 `json:"keys_per_list,omitempty"`
+	Load1          float64 `json:"load1"`
 }
 
 // LatencyCell is read90 at a fixed offered load.
@@ -202,8 +209,9 @@ func (c Cell) notes() string {
 	if c.Errors > 0 {
 		n = append(n, fmt.Sprintf("%d errors", c.Errors))
 	}
-	if c.EventsPerS > 0 || c.Missed > 0 {
-		n = append(n, fmt.Sprintf("%s events/s received, %d missed", fmtRate(c.EventsPerS), c.Missed))
+	if c.Subscribers > 0 {
+		n = append(n, fmt.Sprintf("%d subscribers; %s events/s delivered, %.3f of each subscriber's, %d not delivered",
+			c.Subscribers, fmtRate(c.EventsPerS), c.Delivered, c.Missed))
 	}
 	if c.Listed > 0 {
 		n = append(n, fmt.Sprintf("%.0f keys a call", c.Listed))
@@ -269,10 +277,12 @@ func (r *Report) writeMarkdown(w io.Writer) {
 	}
 	fmt.Fprintln(w, `
 Reading the tables: ops/s is operations over wall time with GOMAXPROCS goroutines (ns/op is its inverse,
-as b.RunParallel reports it); ×shardkv is the row's ops/s over shardkv's in the same workload (below 1:
-slower than shardkv); allocs/op counts every heap allocation in the process during the cell, over its
-operations; p99 is read90's, at the fixed offered load; bytes/entry is the live heap the store added per
-key, its keys and values included. n/a: the store cannot do what the workload needs.`)
+as b.RunParallel reports it); ×shardkv is the row's ops/s over shardkv's in the same workload, the same
+number as shardkv's time over the row's (below 1: the row is slower than shardkv); in the watch table it
+is the row's delivered events/s over shardkv's; allocs/op counts every heap allocation in the process
+during the cell, over its operations; p99 is read90's, at the fixed offered load; bytes/entry is the live
+heap the store added per key, its keys and values included. n/a: the store cannot do what the workload
+needs.`)
 }
 
 func fmtDur(sec float64) string {
@@ -348,6 +358,9 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 	// The detail table, grouped by workload.
 	fmt.Fprintf(w, "### Throughput\n\n| workload | store | ops/s | ns/op | allocs/op | p99 | bytes/entry | ×shardkv | notes |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, wl := range r.workloadNames() {
+		if isWatch(wl) {
+			continue // in the watch table, ranked by events delivered
+		}
 		bc, hasBase := ix.cell(base, wl)
 		for _, name := range names {
 			k := Key{procs, n, name}
@@ -373,6 +386,8 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 		}
 	}
 	fmt.Fprintln(w)
+
+	r.writeWatch(w, ix, procs, n)
 
 	if r.hasLatency(procs, n) {
 		fmt.Fprintf(w, "### Latency: read90 at %s ops/s offered\n\n"+
@@ -466,6 +481,61 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// isWatch reports whether wl is a watch workload (watch-1, watch-8, ...).
+func isWatch(wl string) bool { return strings.HasPrefix(wl, "watch-") }
+
+// writeWatch is the watch cells' table: events delivered to subscribers,
+// not Sets, so that a store that drops events ranks lower.
+func (r *Report) writeWatch(w io.Writer, ix index, procs, n int) {
+	var wls []string
+	for _, wl := range r.workloadNames() {
+		if isWatch(wl) {
+			wls = append(wls, wl)
+		}
+	}
+	if len(wls) == 0 {
+		return
+	}
+	base := Key{procs, n, baseline}
+	fmt.Fprintf(w, "### Watch: events delivered to subscribers\n\n"+
+		"Every goroutine Sets (zipf) while the subscribers receive; the cell's time runs until every subscriber has "+
+		"received or been told it lost every event. delivered events/s counts all subscribers together; "+
+		"ns/delivered is the cell's time over them; delivered/op is per subscriber per Set (1: nothing lost); "+
+		"×shardkv is the row's delivered events/s over shardkv's.\n\n"+
+		"| workload | store | delivered events/s | ns/delivered | delivered/op | not delivered | Sets/s | allocs/Set | ×shardkv |\n"+
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	var na []string
+	for _, wl := range wls {
+		bc, hasBase := ix.cell(base, wl)
+		for _, name := range r.storeNames() {
+			c, ok := ix.cell(Key{procs, n, name}, wl)
+			if !ok {
+				continue
+			}
+			if c.Status == "n/a" {
+				if !slices.Contains(na, name) {
+					na = append(na, name)
+				}
+				continue
+			}
+			if c.Status != "ok" {
+				fmt.Fprintf(w, "| %s | %s | %s | | | | | | %s |\n", wl, name, c.Status, c.Reason)
+				continue
+			}
+			ratio := "—"
+			if hasBase && bc.Status == "ok" && bc.EventsPerS > 0 {
+				ratio = fmtRatio(c.EventsPerS / bc.EventsPerS)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.3f | %d | %s | %s | %s |\n", wl, name, fmtRate(c.EventsPerS),
+				fmtNs(c.NsPerDelivered), c.Delivered, c.Missed, fmtRate(c.OpsPerSec), fmtAllocs(c.AllocsPerOp), ratio)
+		}
+	}
+	if len(na) > 0 {
+		fmt.Fprintf(w, "\nn/a (no watch, or reads only): %s.\n", strings.Join(na, ", "))
+	}
+	fmt.Fprintln(w)
 }
 
 func (ix index) summaryCell(k, base Key, wl string) string {
