@@ -19,12 +19,26 @@ import (
 // FuzzConcurrent decodes its input into operations split across 2-4
 // goroutines that run them (each its share, repeated 1 to 128 times) at once
 // against one store, inside a testing/synctest bubble so TTLs run on fake
-// time. No model can say which interleaving happened, so it checks what
-// must hold whatever the interleaving:
+// time. No model can say which interleaving happened, so it checks only
+// what the documented semantics guarantee whatever the interleaving. While
+// the goroutines run:
 //
-//   - Len never exceeds MaxKeys, seen after every operation;
-//   - at the end (after CleanExpired) Len equals the number of keys
-//     ListKeys lists;
+//   - Len never exceeds MaxKeys (nor goes below 0), seen after every
+//     operation: a new key's slot is reserved by a compare-and-swap loop
+//     that never takes the count past MaxKeys, and this target never lowers
+//     MaxKeys (SetMaxKeys below Len is the one way Len can exceed it);
+//   - a ListKeys never lists a key twice, nor a key no goroutine had begun
+//     to write. It is not checked against MaxKeys: ListKeys is a snapshot
+//     of each shard, not of the store, so a key listed from one shard can be
+//     deleted and its quota slot go to a new key in a shard not yet
+//     scanned (testdata/fuzz/FuzzConcurrent/listkeys-not-a-store-snapshot).
+//
+// At the end, when every goroutine has returned and the reaper is idle
+// (synctest.Wait) and after CleanExpired, the store is quiescent and these
+// hold:
+//
+//   - Len equals the number of keys ListKeys lists, and both are at most
+//     MaxKeys; a key is listed exactly when Get finds it;
 //   - the increments of each counter key sum exactly, and their results
 //     form one chain (each result minus its delta is 0 or another result);
 //   - every value read, and every key's final value, is one some goroutine
@@ -34,7 +48,9 @@ import (
 //     Delete that found the key, make sense in order (no Delete or Expire of
 //     an absent key), leave the key present exactly when it is, and the last
 //     EventSet of a present key carries its final value; a counter's
-//     EventSets carry its results in increasing order.
+//     EventSets carry its results in increasing order. (Each key's events
+//     are published under its shard's lock, so their order is the order of
+//     that key's writes.)
 //
 // Run it with -race.
 //
@@ -133,6 +149,7 @@ type incResult struct{ delta, result int64 }
 type cRecorder struct {
 	mu       sync.Mutex
 	written  map[string]map[string]bool // values written to each key (recorded before the write)
+	begun    map[string]bool            // keys some goroutine began to write (recorded before the write)
 	sets     map[string]int             // successful writes of each key: its EventSets
 	deletes  map[string]int             // Deletes that found the key: its EventDeletes
 	incs     map[string][]incResult
@@ -154,8 +171,15 @@ func (r *cRecorder) problem(format string, args ...any) {
 	})
 }
 
+// begin records that a write of k is about to start: from then on a
+// ListKeys may list k.
+func (r *cRecorder) begin(k string) {
+	r.do(func() { r.begun[k] = true })
+}
+
 func (r *cRecorder) wrote(k, v string) {
 	r.do(func() {
+		r.begun[k] = true
 		if r.written[k] == nil {
 			r.written[k] = map[string]bool{}
 		}
@@ -171,7 +195,7 @@ func runConcurrent(t *testing.T, data []byte) {
 		sub := s.Subscribe()
 		defer sub.Close()
 		rec := &cRecorder{
-			written: map[string]map[string]bool{}, sets: map[string]int{}, deletes: map[string]int{},
+			written: map[string]map[string]bool{}, begun: map[string]bool{}, sets: map[string]int{}, deletes: map[string]int{},
 			incs: map[string][]incResult{}, observed: map[string][]string{},
 		}
 		fail := func() {
@@ -213,6 +237,9 @@ func runConcurrent(t *testing.T, data []byte) {
 			fail()
 		}
 
+		// Quiescent from here: every goroutine of ours has returned, and
+		// synctest.Wait returns only once the reaper is blocked too, so the
+		// store-wide checks below see one state of the store.
 		synctest.Wait()
 		s.CleanExpired()
 		synctest.Wait()
@@ -226,6 +253,7 @@ func runConcurrent(t *testing.T, data []byte) {
 		if len(keys) > c.maxKeys {
 			rec.problem("at the end the store holds %d keys %q, MaxKeys is %d", len(keys), keys, c.maxKeys)
 		}
+		checkListed(rec, "ListKeys at the end", keys)
 
 		final := map[string]string{}
 		for _, k := range append(slices.Clone(cKeys), cCounters...) {
@@ -345,6 +373,24 @@ func runConcurrent(t *testing.T, data []byte) {
 	})
 }
 
+// checkListed checks what any ListKeys guarantees, even alongside writes: no
+// key twice (each key lives in one shard, and each shard is scanned once
+// under its lock), and no key that no goroutine had begun to write.
+func checkListed(rec *cRecorder, what string, keys []string) {
+	seen := map[string]bool{}
+	for _, k := range keys {
+		var begun bool
+		rec.do(func() { begun = rec.begun[k] })
+		switch {
+		case seen[k]:
+			rec.problem("%s lists %q twice (%q)", what, k, keys)
+		case !begun:
+			rec.problem("%s lists %q, which no goroutine had begun to write (%q)", what, k, keys)
+		}
+		seen[k] = true
+	}
+}
+
 // evList renders a key's events, at most the 16 around index at (the
 // last 16 when at < 0), numbered.
 func evList(evs []shardkv.Event, at int) string {
@@ -405,6 +451,7 @@ func concurrentOp(s *shardkv.Store, c cConfig, rec *cRecorder, o cOp, val string
 	case cIncrCounter, cIncrCounter2:
 		n := cCounters[int(o.key)%len(cCounters)]
 		d := int64(o.arg) + 1
+		rec.begin(n)
 		r, err := s.Increment(n, d)
 		if okOrQuota(fmt.Sprintf("Increment(%s, %d)", n, d), err) {
 			rec.do(func() {
@@ -413,6 +460,7 @@ func concurrentOp(s *shardkv.Store, c cConfig, rec *cRecorder, o cOp, val string
 			})
 		}
 	case cIncrKey:
+		rec.begin(k)
 		r, err := s.Increment(k, int64(o.arg)+1)
 		var se *shardkv.StorageError
 		if errors.As(err, &se) {
@@ -446,20 +494,12 @@ func concurrentOp(s *shardkv.Store, c cConfig, rec *cRecorder, o cOp, val string
 	case cCleanExpired:
 		s.CleanExpired()
 	case cListKeys:
+		// Not checked against MaxKeys: see FuzzConcurrent.
 		keys, err := s.ListKeys("")
 		if err != nil {
 			rec.problem("ListKeys: %v", err)
 		}
-		if len(keys) > c.maxKeys {
-			rec.problem("ListKeys lists %d keys %q, MaxKeys is %d", len(keys), keys, c.maxKeys)
-		}
-		seen := map[string]bool{}
-		for _, k := range keys {
-			if seen[k] || !(slices.Contains(cKeys, k) || slices.Contains(cCounters, k)) {
-				rec.problem("ListKeys lists %q: a repeat or a key nobody wrote (%q)", k, keys)
-			}
-			seen[k] = true
-		}
+		checkListed(rec, "ListKeys", keys)
 	case cExists:
 		s.Exists(k)
 	case cSleep:
@@ -467,6 +507,8 @@ func concurrentOp(s *shardkv.Store, c cConfig, rec *cRecorder, o cOp, val string
 	case cYield:
 		runtime.Gosched()
 	}
+	// Len is the quota's count, reserved by a compare-and-swap loop that
+	// never takes it past MaxKeys, which this target never lowers.
 	if n := s.Len(); n > c.maxKeys || n < 0 {
 		rec.problem("after %s: Len() = %d, MaxKeys is %d", o, n, c.maxKeys)
 	}

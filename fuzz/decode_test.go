@@ -16,7 +16,10 @@ package fuzz
 //
 //	key      1 byte, keyTable[b%len]
 //	prefix   1 byte, prefixTable[b%len]
-//	value    1 byte: b < 0x80 valueTable[b%len]; else b&0x0f raw bytes follow
+//	value    1 byte: b < 0x80 valueTable[b%len]; else b&0x0f raw bytes
+//	         follow, after longPads[b>>4&7] (nothing for 0; 24 to 4096
+//	         bytes for the others, so values run past 24 bytes with the
+//	         input's own bytes at the end)
 //	ttl/adv  1 byte: b < 0x80 ttlTable/advTable[b%len]; else a raw duration:
 //	         4 bytes big-endian count times scale[b&3] (ns, µs, ms, s),
 //	         negated if b&4
@@ -43,6 +46,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"slices"
 	"strconv"
@@ -134,6 +138,25 @@ var valueTable = [][]byte{
 	[]byte("9223372036854775807"), []byte("-9223372036854775808"),
 	[]byte("9223372036854775808"), []byte("-"), []byte("abc"), []byte("\xff\xfe"),
 	[]byte(" 1"), []byte("0123456789abcdefghij"), nil,
+}
+
+// longPads: the bytes before a raw value's own. All but 0 make a value
+// longer than 24 bytes; the first is zeros, so digits after it make a long
+// decimal number with leading zeros.
+var longPads = [8][]byte{
+	nil, bytes.Repeat([]byte("0"), 24), padding(24), padding(25),
+	padding(64), padding(255), padding(1000), padding(4096),
+}
+
+// padding is n bytes cycling through 61 distinct ones, so that a value
+// shifted, cut or repeated by fewer than 61 bytes reads differently.
+func padding(n int) []byte {
+	const cycle = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = cycle[i%len(cycle)]
+	}
+	return b
 }
 
 // ttlTable reaches every wheel level: level L holds deadlines under 64^(L+1)
@@ -246,9 +269,13 @@ func (o op) String() string {
 	return o.kind.String() + "()"
 }
 
+// fmtKey and fmtVal render a key and a value for people: in full when
+// short, else their start, length and a hash of every byte, so that two
+// different long ones (almost surely) look different. Nothing is compared
+// in this form; see fmtr.
 func fmtKey(k string) string {
 	if len(k) > 16 {
-		return fmt.Sprintf(`"%s…"(%d bytes)`, k[:4], len(k))
+		return fmt.Sprintf(`"%s…"(%d bytes, crc32 %08x)`, k[:4], len(k), crc32.ChecksumIEEE([]byte(k)))
 	}
 	return strconv.Quote(k)
 }
@@ -258,10 +285,34 @@ func fmtVal(v []byte) string {
 		return "nil"
 	}
 	if len(v) > 24 {
-		return strconv.Quote(string(v[:24])) + "…"
+		return fmt.Sprintf(`%s…(%d bytes, crc32 %08x)`, strconv.Quote(string(v[:24])), len(v), crc32.ChecksumIEEE(v))
 	}
 	return strconv.Quote(string(v))
 }
+
+// quoteVal renders every byte of a value (nil apart from empty):
+// strconv.Quote is reversible, so two renderings are equal exactly when
+// the bytes are.
+func quoteVal(v []byte) string {
+	if v == nil {
+		return "nil"
+	}
+	return strconv.Quote(string(v))
+}
+
+// fmtr is a way of rendering keys and values. The harness renders each
+// result twice: with exactFmt, every byte of every key and value, which is
+// what it compares, and with showFmt, shortened, which is what a failure
+// prints.
+type fmtr struct {
+	key func(string) string
+	val func([]byte) string
+}
+
+var (
+	exactFmt = fmtr{key: strconv.Quote, val: quoteVal}
+	showFmt  = fmtr{key: fmtKey, val: fmtVal}
+)
 
 // fmtDur prints a store-clock time or a duration, with years for the far
 // ones.
@@ -310,7 +361,11 @@ func (r *reader) value() []byte {
 	if b < 0x80 {
 		return valueTable[int(b)%len(valueTable)]
 	}
-	return r.bytes(int(b & 0x0f))
+	pad, raw := longPads[b>>4&7], r.bytes(int(b&0x0f))
+	if len(pad) == 0 {
+		return raw // empty, not nil, when there are no raw bytes
+	}
+	return append(slices.Clone(pad), raw...)
 }
 
 func (r *reader) dur(table []time.Duration) time.Duration {
@@ -420,10 +475,13 @@ func (e *encoder) value(v []byte) {
 			return
 		}
 	}
-	if len(v) > 15 {
-		panic(fmt.Sprintf("encoder: raw value %q longer than 15 bytes", v))
+	for m := len(longPads) - 1; m >= 0; m-- {
+		if pad := longPads[m]; bytes.HasPrefix(v, pad) && len(v)-len(pad) <= 15 {
+			e.b = append(append(e.b, 0x80|byte(m)<<4|byte(len(v)-len(pad))), v[len(pad):]...)
+			return
+		}
 	}
-	e.b = append(append(e.b, 0x80|byte(len(v))), v...)
+	panic(fmt.Sprintf("encoder: value %s is neither in valueTable nor a long pad and at most 15 bytes", fmtVal(v)))
 }
 
 func (e *encoder) dur(table []time.Duration, d time.Duration) {

@@ -42,14 +42,20 @@ type mEvent struct {
 
 func (e mEvent) String() string { return evString(e.kind, e.key, e.val) }
 
+// evString renders an event for people (long keys and values shortened);
+// p.event renders it in p's form.
 func evString(kind shardkv.EventKind, key string, val []byte) string {
+	return showFmt.event(kind, key, val)
+}
+
+func (p fmtr) event(kind shardkv.EventKind, key string, val []byte) string {
 	if kind == shardkv.EventSet {
-		return kind.String() + "(" + fmtKey(key) + "=" + fmtVal(val) + ")"
+		return kind.String() + "(" + p.key(key) + "=" + p.val(val) + ")"
 	}
 	if val != nil {
-		return kind.String() + "(" + fmtKey(key) + ", non-nil value " + fmtVal(val) + ")"
+		return kind.String() + "(" + p.key(key) + ", non-nil value " + p.val(val) + ")"
 	}
-	return kind.String() + "(" + fmtKey(key) + ")"
+	return kind.String() + "(" + p.key(key) + ")"
 }
 
 // errStorage stands for "a *StorageError" in the model's results.

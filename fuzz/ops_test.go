@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shardkv/shardkv"
 )
@@ -28,6 +30,10 @@ import (
 // themselves). Between steps the clock may stop inside a tick, so entries
 // can be expired but not yet reclaimed, which is what the writes that meet
 // them, CleanExpired and the quota's reclaim-and-retry are for.
+//
+// Comparison: every result is compared exactly, every byte of every key
+// and value (a hit must return exactly the model's bytes; a miss, no
+// value at all), and printed shortened (see fmtr and result).
 //
 // The one thing the model cannot predict is a SetWithTTL whose ttl <= 0
 // made while the clock is inside a tick: the write wakes the reaper, and
@@ -88,10 +94,10 @@ func newOpsHarness(t *testing.T, c config, cov *coverage) *opsHarness {
 	cancel()
 	h := &opsHarness{t: t, cfg: c, s: s, sub: s.Subscribe(), m: newModel(c, cov), cov: cov, capacity: capacity, cancelled: ctx}
 	if got, want := s.MaxKeys(), h.m.maxKeys; got != want {
-		h.fail(-1, "New", "MaxKeys()", fmt.Sprint(want), fmt.Sprint(got))
+		h.fail(-1, "New", "MaxKeys()", plain(fmt.Sprint(want)), plain(fmt.Sprint(got)))
 	}
 	if got, want := s.MaxValueSize(), h.m.maxVal; got != want {
-		h.fail(-1, "New", "MaxValueSize()", fmt.Sprint(want), fmt.Sprint(got))
+		h.fail(-1, "New", "MaxValueSize()", plain(fmt.Sprint(want)), plain(fmt.Sprint(got)))
 	}
 	return h
 }
@@ -101,12 +107,27 @@ func (h *opsHarness) shutdown() {
 	h.s.Close()
 }
 
+// result is an operation's outcome rendered twice (see fmtr): exact is
+// compared, show is printed.
+type result struct{ exact, show string }
+
+// render renders a result with both fmtrs.
+func render(f func(p fmtr) string) result {
+	return result{exact: f(exactFmt), show: f(showFmt)}
+}
+
+// plain is a result with no key or value in it.
+func plain(s string) result { return result{s, s} }
+
 // fail reports the first difference and the trace that led to it.
-func (h *opsHarness) fail(i int, call, what, want, got string) {
+func (h *opsHarness) fail(i int, call, what string, want, got result) {
 	h.t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "shardkv differs from the model at op #%d %s (fake clock %s): %s\n", i, call, fmtDur(h.m.now), what)
-	fmt.Fprintf(&b, "  want: %s\n  got:  %s\n", want, got)
+	fmt.Fprintf(&b, "  want: %s\n  got:  %s\n", want.show, got.show)
+	if want.exact != want.show || got.exact != got.show {
+		fmt.Fprintf(&b, "  (shortened above; %s)\n", firstDiff(want.exact, got.exact))
+	}
 	fmt.Fprintf(&b, "config: %s\n", h.cfg)
 	fmt.Fprintf(&b, "operations so far (#n @fake-clock call → result):\n")
 	for _, l := range h.trace {
@@ -136,11 +157,31 @@ func (h *opsHarness) fail(i int, call, what, want, got string) {
 	h.t.Fatal(b.String())
 }
 
-func (h *opsHarness) check(i int, call, what, want, got string) {
+func (h *opsHarness) check(i int, call, what string, want, got result) {
 	h.t.Helper()
-	if want != got {
+	if want.exact != got.exact {
 		h.fail(i, call, what, want, got)
 	}
+}
+
+// firstDiff points at where two exact renderings part.
+func firstDiff(want, got string) string {
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	lo := max(i-20, 0)
+	for lo > 0 && lo < len(want) && !utf8.RuneStart(want[lo]) {
+		lo--
+	}
+	cut := func(s string) string {
+		hi := min(i+20, len(s))
+		for hi < len(s) && !utf8.RuneStart(s[hi]) {
+			hi++
+		}
+		return "…" + s[min(lo, len(s)):hi] + "…"
+	}
+	return fmt.Sprintf("rendered in full they first differ at byte %d of the rendering: want %s, got %s", i, cut(want), cut(got))
 }
 
 // errClass names an error by what the contract lets callers test for.
@@ -165,45 +206,81 @@ func errClass(err error) string {
 	return fmt.Sprintf("unexpected error %q", err)
 }
 
-func rErr(err error) string { return errClass(err) }
+func rErr(err error) result { return plain(errClass(err)) }
 
-func rGet(v []byte, found bool, err error) string {
-	if !found {
-		return "-, false, " + errClass(err)
+// get renders a read: a hit with its value, a miss as "-" (and any value
+// the miss came with, which it must not have: nil or empty only).
+func (p fmtr) get(v []byte, found bool, err error) string {
+	switch {
+	case found:
+		return p.val(v) + ", true, " + errClass(err)
+	case len(v) > 0:
+		return "-(with the value " + p.val(v) + "), false, " + errClass(err)
 	}
-	return fmtVal(v) + ", true, " + errClass(err)
+	return "-, false, " + errClass(err)
 }
 
-func rBool(b bool, err error) string { return fmt.Sprintf("%v, %s", b, errClass(err)) }
-
-func rInt(n int64, err error) string {
-	if err != nil {
-		return errClass(err)
-	}
-	return fmt.Sprintf("%d, ok", n)
+func rGet(v []byte, found bool, err error) result {
+	return render(func(p fmtr) string { return p.get(v, found, err) })
 }
 
-func rKeys(keys []string, err error) string {
+func rBool(b bool, err error) result { return plain(fmt.Sprintf("%v, %s", b, errClass(err))) }
+
+func rInt(n int64, err error) result {
 	if err != nil {
-		return errClass(err)
+		return plain(errClass(err))
+	}
+	return plain(fmt.Sprintf("%d, ok", n))
+}
+
+// rKeys renders keys sorted, each in full in the exact form.
+func rKeys(keys []string, err error) result {
+	if err != nil {
+		return plain(errClass(err))
 	}
 	keys = slices.Clone(keys)
 	slices.Sort(keys)
-	q := make([]string, len(keys))
-	for i, k := range keys {
-		q[i] = fmtKey(k)
-	}
-	return "[" + strings.Join(q, " ") + "], ok"
+	return render(func(p fmtr) string {
+		q := make([]string, len(keys))
+		for i, k := range keys {
+			q[i] = p.key(k)
+		}
+		return "[" + strings.Join(q, " ") + "], ok"
+	})
 }
 
-func rTTL(d time.Duration, found bool, err error) string {
+// rPairs renders key=value pairs sorted by key, then value.
+func rPairs(keys []string, vals [][]byte) result {
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		if c := strings.Compare(keys[a], keys[b]); c != 0 {
+			return c
+		}
+		return bytes.Compare(vals[a], vals[b])
+	})
+	return render(func(p fmtr) string {
+		q := make([]string, len(idx))
+		for j, i := range idx {
+			q[j] = p.key(keys[i]) + "=" + p.val(vals[i])
+		}
+		return strings.Join(q, " ")
+	})
+}
+
+func rTTL(d time.Duration, found bool, err error) result {
+	if !found && d != 0 {
+		return plain(fmt.Sprintf("-(with the ttl %s), false, %s", fmtDur(int64(d)), errClass(err)))
+	}
 	if !found {
-		return "-, false, " + errClass(err)
+		return plain("-, false, " + errClass(err))
 	}
 	if d == shardkv.NoTTL {
-		return "NoTTL, true, " + errClass(err)
+		return plain("NoTTL, true, " + errClass(err))
 	}
-	return fmtDur(int64(d)) + ", true, " + errClass(err)
+	return plain(fmtDur(int64(d)) + ", true, " + errClass(err))
 }
 
 // arg returns the caller's copy of a value argument (nil stays nil); the
@@ -242,7 +319,7 @@ func (h *opsHarness) do(i int, o op) {
 	cancelled := viaCtx && o.cancel
 	line := fmt.Sprintf("#%d @%s %s", i, fmtDur(h.m.now), call)
 
-	var got, want string
+	var got, want result
 	candidate, hasCandidate := "", false // a key stored already expired: the reaper may take it now
 	switch kind {
 	case opGet:
@@ -255,6 +332,9 @@ func (h *opsHarness) do(i int, o op) {
 			v, found, err = h.s.Get(o.key)
 		}
 		got = rGet(v, found, err)
+		if len(v) > 24 {
+			h.cov.hit("a read returns a value over 24 bytes")
+		}
 		scribble(v)
 		if cancelled {
 			want = rGet(nil, false, context.Canceled)
@@ -262,12 +342,25 @@ func (h *opsHarness) do(i int, o op) {
 			want = rGet(h.m.get(o.key))
 		}
 		if !viaCtx {
-			// the reads that lend the value: AppendValue and View
+			// the reads that lend the value: AppendValue (which must leave
+			// dst's own bytes as they are, and append nothing on a miss)
+			// and View (which must call fn exactly on a hit)
+			wv, wfound, werr := h.m.get(o.key)
 			dst, found, err := h.s.AppendValue([]byte("pre:"), o.key)
-			h.check(i, call, "AppendValue([]byte(\"pre:\"), key)", "pre:"+want, string(dst[:min(4, len(dst))])+rGet(dst[min(4, len(dst)):], found, err))
+			n := min(4, len(dst))
+			h.check(i, call, "AppendValue([]byte(\"pre:\"), key)",
+				render(func(p fmtr) string { return p.val([]byte("pre:")) + " + " + p.get(wv, wfound, werr) }),
+				render(func(p fmtr) string { return p.val(dst[:n]) + " + " + p.get(dst[n:], found, err) }))
 			var seen []byte
-			found, err = h.s.View(o.key, func(v []byte) { seen = append([]byte{}, v...) })
-			h.check(i, call, "View(key, fn)", want, rGet(seen, found, err))
+			calls := 0
+			found, err = h.s.View(o.key, func(v []byte) { seen = append([]byte{}, v...); calls++ })
+			wantCalls := 0
+			if wfound {
+				wantCalls = 1
+			}
+			h.check(i, call, "View(key, fn)",
+				render(func(p fmtr) string { return fmt.Sprintf("%s (fn called %d times)", p.get(wv, wfound, werr), wantCalls) }),
+				render(func(p fmtr) string { return fmt.Sprintf("%s (fn called %d times)", p.get(seen, found, err), calls) }))
 		}
 	case opGetString:
 		v, found, err := h.s.GetString(o.key)
@@ -330,8 +423,8 @@ func (h *opsHarness) do(i int, o op) {
 				want = rBool(h.m.exists(o.key), nil)
 			}
 		} else {
-			got = fmt.Sprint(h.s.Exists(o.key))
-			want = fmt.Sprint(h.m.exists(o.key))
+			got = plain(fmt.Sprint(h.s.Exists(o.key)))
+			want = plain(fmt.Sprint(h.m.exists(o.key)))
 		}
 	case opTTL:
 		got = rTTL(h.s.TTL(o.key))
@@ -353,21 +446,20 @@ func (h *opsHarness) do(i int, o op) {
 		if !viaCtx {
 			// the iterators: the same keys (nothing once closed), with
 			// their values
-			var ks, kvs, wantKVs []string
+			var ks, allKeys []string
+			var allVals, wantVals [][]byte
 			for k := range h.s.Keys(o.prefix) {
 				ks = append(ks, k)
 			}
 			for k, v := range h.s.All(o.prefix) {
-				kvs = append(kvs, fmtKey(k)+"="+fmtVal(v))
+				allKeys, allVals = append(allKeys, k), append(allVals, v)
 			}
 			wantKeys, _ := h.m.listKeys(o.prefix)
 			for _, k := range wantKeys {
-				wantKVs = append(wantKVs, fmtKey(k)+"="+fmtVal(h.m.m[k].val))
+				wantVals = append(wantVals, h.m.m[k].val)
 			}
-			slices.Sort(kvs)
-			slices.Sort(wantKVs)
 			h.check(i, call, "Keys(prefix)", rKeys(wantKeys, nil), rKeys(ks, nil))
-			h.check(i, call, "All(prefix)", strings.Join(wantKVs, " "), strings.Join(kvs, " "))
+			h.check(i, call, "All(prefix)", rPairs(wantKeys, wantVals), rPairs(allKeys, allVals))
 		}
 	case opIncrement:
 		var n int64
@@ -379,7 +471,7 @@ func (h *opsHarness) do(i int, o op) {
 		}
 		var se *shardkv.StorageError
 		if errors.As(err, &se) && !strings.HasPrefix(se.Msg, "invalid number") {
-			h.fail(i, call, "Increment's *StorageError message", `"invalid number: ..."`, fmt.Sprintf("%q", se.Msg))
+			h.fail(i, call, "Increment's *StorageError message", plain(`"invalid number: ..."`), plain(fmt.Sprintf("%q", se.Msg)))
 		}
 		got = rInt(n, err)
 		if cancelled {
@@ -428,11 +520,11 @@ func (h *opsHarness) do(i int, o op) {
 	case opSetMaxKeys:
 		h.s.SetMaxKeys(o.n)
 		h.m.maxKeys = max(o.n, 0)
-		got, want = fmt.Sprint(h.s.MaxKeys()), fmt.Sprint(h.m.maxKeys)
+		got, want = plain(fmt.Sprint(h.s.MaxKeys())), plain(fmt.Sprint(h.m.maxKeys))
 	case opSetMaxValueSize:
 		h.s.SetMaxValueSize(o.n)
 		h.m.maxVal = max(o.n, 0)
-		got, want = fmt.Sprint(h.s.MaxValueSize()), fmt.Sprint(h.m.maxVal)
+		got, want = plain(fmt.Sprint(h.s.MaxValueSize())), plain(fmt.Sprint(h.m.maxVal))
 	case opAdvance:
 		h.trace = append(h.trace, line)
 		h.advance(i, call, o.adv)
@@ -442,13 +534,13 @@ func (h *opsHarness) do(i int, o op) {
 		h.drain(i, call)
 		return
 	case opClose:
-		got, want = rErr(h.s.Close()), "ok"
+		got, want = rErr(h.s.Close()), plain("ok")
 		h.m.closed = true
 	case opNop:
 	}
-	if got != "" || want != "" {
-		line += " → " + got
-		h.cov.hit(fmt.Sprintf("result %s from %s", lastClass(got), kind))
+	if got.exact != "" || want.exact != "" {
+		line += " → " + got.show
+		h.cov.hit(fmt.Sprintf("result %s from %s", lastClass(got.exact), kind))
 	}
 	h.trace = append(h.trace, line)
 	h.check(i, call, "result", want, got)
@@ -477,7 +569,7 @@ func (h *opsHarness) checkLen(i int, call string) {
 	if h.m.closed {
 		return // Len after Close is not part of the contract
 	}
-	h.check(i, call, "Len()", fmt.Sprint(len(h.m.m)), fmt.Sprint(h.s.Len()))
+	h.check(i, call, "Len()", plain(fmt.Sprint(len(h.m.m))), plain(fmt.Sprint(h.s.Len())))
 }
 
 // advance moves the fake clock by d, stopping at each tick boundary where
@@ -539,16 +631,19 @@ func (h *opsHarness) drain(i int, call string) {
 		end = err
 		break
 	}
-	gotS := make([]string, len(got))
+	// Events are compared in full (gotExact against the model's, also
+	// rendered with exactFmt) and printed shortened (gotShow).
+	gotExact, gotShow := make([]string, len(got)), make([]string, len(got))
 	for j, ev := range got {
-		gotS[j] = evString(ev.Kind, ev.Key, ev.Value)
+		gotExact[j] = exactFmt.event(ev.Kind, ev.Key, ev.Value)
+		gotShow[j] = showFmt.event(ev.Kind, ev.Key, ev.Value)
 	}
-	render := func() string {
+	renderGot := func() string {
 		s := ""
 		if lag != nil {
 			s = fmt.Sprintf("LaggedError{Missed: %d} ", lag.Missed)
 		}
-		return s + "[" + strings.Join(gotS, " ") + "] then " + errClass(end)
+		return s + "[" + strings.Join(gotShow, " ") + "] then " + errClass(end)
 	}
 	missed := max(len(want)-h.capacity, 0)
 	tail := want[missed:]
@@ -571,22 +666,22 @@ func (h *opsHarness) drain(i int, call string) {
 	if h.m.closed {
 		wantS += " (after Close: a prefix of this, then ErrClosed)"
 	}
-	h.trace[len(h.trace)-1] += " → " + render()
-	bad := func() {
+	h.trace[len(h.trace)-1] += " → " + renderGot()
+	bad := func(detail string) {
 		h.t.Helper()
-		h.fail(i, call, "events received", wantS, render())
+		h.fail(i, call, "events received"+detail, plain(wantS), plain(renderGot()))
 	}
 
 	if errClass(end) != wantEnd {
-		bad()
+		bad("")
 	}
 	switch {
 	case lag != nil && (missed == 0 || lag.Missed != uint64(missed)):
-		bad()
+		bad("")
 	case lag == nil && missed > 0 && !(h.m.closed && len(got) == 0):
-		bad()
+		bad("")
 	case len(got) > len(tail), len(got) < len(tail) && !h.m.closed:
-		bad()
+		bad("")
 	}
 	if lag != nil {
 		h.cov.hit("LaggedError")
@@ -602,11 +697,11 @@ func (h *opsHarness) drain(i int, call string) {
 		for l, e := range want {
 			// a batch cut by the lag: what is left of it is some of it
 			if e.batch == b && (l >= missed || j == 0) {
-				pool = append(pool, e.String())
+				pool = append(pool, exactFmt.event(e.kind, e.key, e.val))
 			}
 		}
-		if !subMultiset(gotS[j:min(k, len(got))], pool) {
-			bad()
+		if at := subMultiset(gotExact[j:min(k, len(got))], pool); at >= 0 {
+			bad(fmt.Sprintf(": event %d, %s, is not the model's (compared in full)", j+at, gotShow[j+at]))
 		}
 		j = k
 	}
@@ -614,20 +709,20 @@ func (h *opsHarness) drain(i int, call string) {
 	h.checkLen(i, call)
 }
 
-// subMultiset reports whether every element of a is in b, counting
-// repeats.
-func subMultiset(a, b []string) bool {
+// subMultiset returns -1 if every element of a is in b, counting repeats,
+// else the index in a of the first one that is not.
+func subMultiset(a, b []string) int {
 	left := map[string]int{}
 	for _, s := range b {
 		left[s]++
 	}
-	for _, s := range a {
+	for i, s := range a {
 		if left[s] == 0 {
-			return false
+			return i
 		}
 		left[s]--
 	}
-	return true
+	return -1
 }
 
 // finish drains what is left, closes the store and checks that the
@@ -637,15 +732,15 @@ func (h *opsHarness) finish(n int) {
 	h.trace = append(h.trace, fmt.Sprintf("#%d @%s Drain() (end of input)", n, fmtDur(h.m.now)))
 	h.drain(n, "Drain() (end of input)")
 	if !h.m.closed {
-		h.check(n+1, "Close()", "result", "ok", rErr(h.s.Close()))
+		h.check(n+1, "Close()", "result", plain("ok"), rErr(h.s.Close()))
 		h.m.closed = true
 	}
 	h.trace = append(h.trace, fmt.Sprintf("#%d @%s Close(); Drain()", n+1, fmtDur(h.m.now)))
 	h.drain(n+1, "Drain() after Close")
-	h.check(n+1, "Close() again", "result", "ok", rErr(h.s.Close()))
+	h.check(n+1, "Close() again", "result", plain("ok"), rErr(h.s.Close()))
 	h.sub.Close()
 	_, err := h.sub.Recv(context.Background())
-	h.check(n+1, "Recv after Subscription.Close", "error", "ErrClosed", errClass(err))
+	h.check(n+1, "Recv after Subscription.Close", "error", plain("ErrClosed"), plain(errClass(err)))
 }
 
 // coverage records what inputs reached: operations, results, wheel levels,

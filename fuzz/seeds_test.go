@@ -42,6 +42,10 @@ func encodeOps(c config, ops ...op) []byte {
 var k1024 = strings.Repeat("k", 1024)
 var k1025 = strings.Repeat("k", 1025)
 
+// long is longPads[m] followed by tail: a value over 24 bytes (for m > 0)
+// whose own bytes come last.
+func long(m int, tail string) string { return string(longPads[m]) + tail }
+
 // opsSeeds are FuzzOps's seeds, by name.
 func opsSeeds() map[string][]byte {
 	us := time.Microsecond
@@ -203,6 +207,16 @@ func opsSeeds() map[string][]byte {
 			setTTL("b:c", "1", 5*ms), del("b:c"), advance(10*ms), setTTL("é", "1", 64*ms),
 			setTTL("é", "2", 65*ms), advance(64*ms), advance(ms), drain(),
 		),
+		// Values past 24 bytes: every read returns them whole, events carry
+		// them whole, and CompareAndSwap and Increment read them whole.
+		"long-values": encodeOps(defaultConfig,
+			set("a", long(2, "tail")), get("a"), getString("a"), set("a/1", long(3, "\xff")), get("a/1"),
+			getString("a/1"), set(k1024, long(7, "end")), get(k1024), list(""), list("a"),
+			casValue("a", long(2, "tai"), "no"), casCurrent("a", long(4, "swapped")), get("a"),
+			set("ab", long(1, "42")), incr("ab", 1), get("ab"), set("b", long(6, "x")), incr("b", 1),
+			setTTL("a/2", long(5, "ttl"), 5*time.Millisecond), viaCtx(get("a/2"), false), drain(),
+			advance(10*time.Millisecond), get("a/2"), del(k1024), get(k1024), drain(),
+		),
 		"mid-tick": encodeOps(with(func(c *config) { c.shards = 4 }),
 			advance(ms+500*us), setTTL("a", "x", 1), setTTL("b", "y", 499*us), setTTL("a/1", "z", 500*us),
 			advance(499*us), get("b"), advance(1), get("a/1"), list(""), drain(),
@@ -218,9 +232,19 @@ func concurrentSeeds() map[string][]byte {
 	type cSeedOp struct{ g, kind, key, arg int }
 	// repsLog: each goroutine runs its share 1<<repsLog times.
 	enc := func(goroutines, shardIdx, maxKeysIdx, repsLog int, ops ...cSeedOp) []byte {
-		b := []byte{byte(goroutines-2) | byte(shardIdx)<<2, byte(maxKeysIdx) | byte(repsLog)<<3}
+		// header[0]: the shard index in bits 2-3, and low bits that make
+		// 2 + header[0]%3 the goroutine count (all 8 bits count there)
+		h0 := byte(shardIdx) << 2
+		for 2+int(h0)%3 != goroutines {
+			h0++
+		}
+		b := []byte{h0, byte(maxKeysIdx) | byte(repsLog)<<3}
 		for _, o := range ops {
 			b = append(b, byte(o.g<<4|o.kind), byte(o.key), byte(o.arg))
+		}
+		want := cConfig{goroutines, cShards[shardIdx], cMaxKeys[maxKeysIdx], 1 << repsLog}
+		if c, _ := decodeConcurrent(b); c != want {
+			panic(fmt.Sprintf("concurrent seed decodes as %+v, not %+v", c, want))
 		}
 		return b
 	}
@@ -420,7 +444,7 @@ func TestSeedCorpusCoverage(t *testing.T) {
 	want = append(want,
 		"expire by reaper at expired", "expire by write at L0", "expire by CleanExpired at L0",
 		"expire by quota at L0", "a write meets an expired entry", "a key admitted after a quota reclaim",
-		"Increment saturates", "LaggedError",
+		"Increment saturates", "LaggedError", "a read returns a value over 24 bytes",
 	)
 	for _, w := range want {
 		if !cov.seen[w] {

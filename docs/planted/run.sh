@@ -6,14 +6,15 @@
 # bug goes unnoticed or any test fails without its bug.
 #
 #   bash docs/planted/run.sh                  # every patch
-#   bash docs/planted/run.sh wheel-*.patch    # some of them (names in docs/planted/)
+#   bash docs/planted/run.sh docs/planted/wheel-*.patch   # some of them (paths or bare names)
 #
 # A patch file is a unified diff (as `git diff` writes it) preceded by
 # free text; the first line starting with "Test:" gives the command.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root/docs/planted"
-patches=("$@")
+patches=()
+for a in "$@"; do patches+=("$(basename "$a")"); done # names or paths, from anywhere
 [ ${#patches[@]} -eq 0 ] && patches=(*.patch)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
