@@ -25,16 +25,7 @@ type shardFields struct {
 	// because it is lowered before mu is released whenever a timer is added.
 	due atomic.Int64
 	w   wheel
-	// spare holds up to maxSpareTimers timers that left the wheel, linked
-	// through next, for the shard's next keys that get a TTL: under TTL
-	// churn most of them would otherwise be a fresh 64-byte allocation
-	// each, and garbage soon after. Under mu.
-	spare  *timer
-	nspare int
 }
-
-// maxSpareTimers caps a shard's spare timers (4 KB at most).
-const maxSpareTimers = 64
 
 // shard is one lock stripe. Its size is a multiple of 128 bytes (two cache
 // lines, the unit the prefetcher pulls), so in the shards array no two
@@ -60,14 +51,11 @@ func (sh *shard) insert(h uint64, r *record) *slot {
 	return t.insert(h, r)
 }
 
-// replace (under mu) makes r, a record of the same key, s's record. A timer
-// that stays keeps naming the key through the new record, so the old one
-// can be collected.
+// replace (under mu) makes r, a record of the same key, s's record. The
+// slot's timer, if any, stays: it names the key by hash and slot, not by
+// record.
 func (sh *shard) replace(s *slot, r *record) {
 	s.rec.Store(r)
-	if s.t != nil {
-		s.t.key = r.key()
-	}
 }
 
 // schedule (under mu) gives s's record r a timer firing at r.when, reusing
@@ -75,9 +63,9 @@ func (sh *shard) replace(s *slot, r *record) {
 // returns the tick at which the reaper must look at this shard.
 func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
 	var start int64
-	if s.t == nil {
-		s.t = sh.newTimer()
-		s.t.key, s.t.hash = r.key(), h
+	if s.t == 0 {
+		s.t = sh.w.alloc()
+		sh.w.at(s.t).hash = h
 		start = sh.w.schedule(s.t, r.when)
 	} else {
 		start = sh.w.reschedule(s.t, r.when)
@@ -88,38 +76,13 @@ func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
 	return start
 }
 
-// unschedule (under mu) removes s's timer, if any.
+// unschedule (under mu) removes s's timer, if any, and frees it.
 func (sh *shard) unschedule(s *slot) {
-	if s.t != nil {
+	if s.t != 0 {
 		sh.w.cancel(s.t)
-		sh.release(s.t)
-		s.t = nil
+		sh.w.release(s.t)
+		s.t = 0
 	}
-}
-
-// newTimer (under mu) returns an unlinked timer, spare if there is one.
-func (sh *shard) newTimer() *timer {
-	t := sh.spare
-	if t == nil {
-		return &timer{level: -1}
-	}
-	sh.spare, t.next = t.next, nil
-	sh.nspare--
-	return t
-}
-
-// release (under mu) takes back a timer that has left the wheel and its
-// slot for good. Nothing else refers to it then: the wheel unlinked it and
-// the slot is about to drop it (a table replaced by a bigger one still
-// points to it from its old slots, but nothing reads an old table's
-// timers). It is cleared, so it keeps no record alive.
-func (sh *shard) release(t *timer) {
-	if sh.nspare >= maxSpareTimers {
-		return
-	}
-	*t = timer{level: -1, next: sh.spare}
-	sh.spare = t
-	sh.nspare++
 }
 
 // expire (under mu) removes the expired record in sl, whose timer is
@@ -128,9 +91,9 @@ func (sh *shard) release(t *timer) {
 // caller decides what becomes of the entry's quota slot.
 func (s *store) expire(sh *shard, sl *slot) {
 	key := sl.rec.Load().key()
-	if sl.t != nil { // a timer that fired; find's path unscheduled it already
-		sh.release(sl.t)
-		sl.t = nil
+	if sl.t != 0 { // a timer that fired; find's path unscheduled it already
+		sh.w.release(sl.t)
+		sl.t = 0
 	}
 	sh.tab.Load().remove(sl)
 	s.events.publish(key, EventExpire, nil)
@@ -144,12 +107,12 @@ const reclaimBudget = 512
 // reclaimDue reclaims every entry of sh whose deadline is <= now, releasing
 // the lock every reclaimBudget timers.
 func (s *store) reclaimDue(sh *shard, now int64) {
-	fire := func(t *timer) {
-		// The timer fired, so the record it names is the current one for
-		// its key, and is expired: a delete, or an overwrite without a
-		// TTL, cancels the timer; an overwrite with one moves it to the
-		// new record's deadline; Increment keeps the deadline.
-		sl, _ := sh.tab.Load().probe(t.key, t.hash)
+	fire := func(r tref) {
+		// The timer fired, so the record of the key it names is expired: a
+		// delete, or an overwrite without a TTL, cancels the timer; an
+		// overwrite with one moves it to the new record's deadline;
+		// Increment keeps the deadline.
+		sl := sh.tab.Load().slotOf(sh.w.at(r).hash, r)
 		s.expire(sh, sl)
 		s.count.Add(-1)
 	}

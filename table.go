@@ -76,7 +76,7 @@ var tomb = &record{when: noDeadline}
 type slot struct {
 	rec  atomic.Pointer[record] // nil: never used; tomb: removed
 	hash atomic.Uint64
-	t    *timer // the key's place in the wheel, nil without a TTL; under the shard lock
+	t    tref // the key's timer in the shard's wheel, 0 without a TTL; under the shard lock
 }
 
 // table is an open-addressing hash table with linear probing, the storage
@@ -115,6 +115,21 @@ func (t *table) probe(key string, h uint64) (*slot, *record) {
 	}
 }
 
+// slotOf (under the shard lock) returns the slot of the key whose hash is h
+// and whose timer is r. A timer is the key's for as long as it is
+// scheduled, so this finds the key a firing timer names without its bytes.
+func (t *table) slotOf(h uint64, r tref) *slot {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		if s.rec.Load() == nil {
+			panic("shardkv: a scheduled timer's key is not in its table")
+		}
+		if s.t == r && s.hash.Load() == h {
+			return s
+		}
+	}
+}
+
 // full reports whether one more slot may not be taken without breaking the
 // quarter-nil rule.
 func (t *table) full() bool { return (t.used+1)*4 > len(t.slots)*3 }
@@ -138,7 +153,7 @@ func (t *table) insert(h uint64, r *record) *slot {
 	}
 }
 
-// remove (under the shard lock) removes s's record; s.t must be nil. The
+// remove (under the shard lock) removes s's record; s.t must be 0. The
 // slot becomes a tomb, or nil when the next slot is nil (no probe that
 // reaches it can go further), and so do the tombs just before it.
 func (t *table) remove(s *slot) {

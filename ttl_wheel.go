@@ -25,17 +25,71 @@ const (
 const noTick = int64(math.MaxInt64)
 
 // timer is one entry's place in its shard's wheel. It is intrusive: the
-// entry owns it, and the links make schedule and cancel O(1) with no
-// allocation beyond the timer itself. A timer is touched only under its
-// shard's lock.
+// entry owns it, and the links make schedule and cancel O(1). Timers live
+// in the wheel's pool, in pages of timerPage, and refer to each other by
+// tref, never by pointer: a page is one pointer-free allocation, so the
+// garbage collector marks one object per page, however many TTL entries
+// there are. A timer is touched only under its shard's lock.
 type timer struct {
-	key        string // the key, sharing the memory of its current record
-	hash       uint64 // the key's hash
 	when       int64  // the deadline, in store-clock nanoseconds
 	tick       int64  // the tick it is placed for: ceil(when / wheelTick), or earlier after a lazy reschedule
-	prev, next *timer
+	hash       uint64 // the key's hash, with which the shard finds the key's slot
+	prev, next tref
 	level      int8 // 0..wheelLevels-1, wheelOverflow, or -1 when not in the wheel
 	slot       uint8
+}
+
+// tref names a timer of a wheel's pool: its index plus one, so that the
+// zero value is "no timer" and zeroed memory is a set of empty lists.
+type tref uint32
+
+// timerPage is the number of timers a pool page holds (40 KiB).
+const (
+	timerPageBits = 10
+	timerPage     = 1 << timerPageBits
+)
+
+// pool holds a wheel's timers. Freed timers are kept on a free list
+// (linked through next) and reused; pages are dropped only by reset, so the
+// pool is as large as the most timers held at once.
+type pool struct {
+	pages []*[timerPage]timer
+	free  tref // head of the free list
+	n     int  // timers handed out of the pages so far (free ones included)
+}
+
+// at returns the timer r names. The pointer is good until the pool is
+// reset; pages never move.
+func (p *pool) at(r tref) *timer {
+	i := uint32(r - 1)
+	return &p.pages[i>>timerPageBits][i&(timerPage-1)]
+}
+
+// alloc returns an unlinked timer, reusing a freed one if there is one.
+func (p *pool) alloc() tref {
+	if r := p.free; r != 0 {
+		t := p.at(r)
+		p.free = t.next
+		*t = timer{level: -1}
+		return r
+	}
+	if p.n == len(p.pages)*timerPage {
+		if p.n+timerPage > math.MaxUint32 {
+			panic("shardkv: more than 2^32 timers in one shard")
+		}
+		p.pages = append(p.pages, new([timerPage]timer))
+	}
+	p.n++
+	r := tref(p.n)
+	*p.at(r) = timer{level: -1}
+	return r
+}
+
+// release puts the unlinked timer r back on the free list.
+func (p *pool) release(r tref) {
+	t := p.at(r)
+	*t = timer{level: -1, next: p.free}
+	p.free = r
 }
 
 // wheel is a hierarchical timing wheel (Varghese & Lauck's scheme 7, laid
@@ -50,18 +104,19 @@ type timer struct {
 // A wheel is not safe for concurrent use; each shard guards its own with
 // the shard lock.
 type wheel struct {
+	pool
 	elapsed  int64 // every slot starting before this tick has been drained
 	n        int   // timers held
-	overflow *timer
+	overflow tref
 	// levels is allocated by the first schedule, so that a shard that never
 	// holds a TTL (and a store made and dropped quickly) does not pay its
-	// 3.6 KB.
+	// 1.8 KB.
 	levels *[wheelLevels]wheelLevel
 }
 
 type wheelLevel struct {
 	occupied uint64
-	slots    [wheelSlots]*timer
+	slots    [wheelSlots]tref
 }
 
 // tickOf is the tick at which a deadline fires: the first tick boundary at
@@ -85,20 +140,22 @@ func levelFor(elapsed, tick int64) int {
 // at which t's slot comes due (its start tick), which may be earlier than
 // t.tick for a coarse slot. A deadline already past goes to the current
 // slot, so it fires on the next advance.
-func (w *wheel) schedule(t *timer, when int64) int64 {
+func (w *wheel) schedule(r tref, when int64) int64 {
+	t := w.at(r)
 	t.when = when
 	t.tick = tickOf(when)
 	w.n++
-	return w.place(t)
+	return w.place(r, t)
 }
 
-// place links an unlinked t into the slot its tick calls for.
-func (w *wheel) place(t *timer) int64 {
+// place links the unlinked timer r (t is w.at(r)) into the slot its tick
+// calls for.
+func (w *wheel) place(r tref, t *timer) int64 {
 	tick := max(t.tick, w.elapsed)
 	level := levelFor(w.elapsed, tick)
 	if level >= wheelLevels {
 		t.level, t.slot = wheelOverflow, 0
-		push(&w.overflow, t)
+		w.push(&w.overflow, r, t)
 		return w.overflowDue()
 	}
 	shift := uint(level * wheelBits)
@@ -108,7 +165,7 @@ func (w *wheel) place(t *timer) int64 {
 		w.levels = new([wheelLevels]wheelLevel)
 	}
 	lv := &w.levels[level]
-	push(&lv.slots[slot], t)
+	w.push(&lv.slots[slot], r, t)
 	lv.occupied |= 1 << slot
 	return tick >> shift << shift
 }
@@ -119,31 +176,33 @@ func (w *wheel) place(t *timer) int64 {
 // and is placed again when advance reaches that slot (lazily, as Caffeine
 // does), so a key rewritten many times within its TTL costs no relink per
 // write. An earlier deadline relinks at once, so nothing fires late.
-func (w *wheel) reschedule(t *timer, when int64) int64 {
+func (w *wheel) reschedule(r tref, when int64) int64 {
+	t := w.at(r)
 	if when >= t.when {
 		t.when = when
 		return noTick
 	}
-	w.unlink(t)
+	w.unlink(r, t)
 	t.when = when
 	t.tick = tickOf(when)
-	return w.place(t)
+	return w.place(r, t)
 }
 
-// cancel removes a scheduled t from the wheel in O(1).
-func (w *wheel) cancel(t *timer) {
-	w.unlink(t)
+// cancel removes the scheduled timer r from the wheel in O(1). It stays
+// allocated: release it, or schedule it again.
+func (w *wheel) cancel(r tref) {
+	w.unlink(r, w.at(r))
 	w.n--
 }
 
-func (w *wheel) unlink(t *timer) {
+func (w *wheel) unlink(r tref, t *timer) {
 	if t.level == wheelOverflow {
-		remove(&w.overflow, t)
+		w.remove(&w.overflow, r, t)
 	} else {
 		lv := &w.levels[t.level]
 		head := &lv.slots[t.slot]
-		remove(head, t)
-		if *head == nil {
+		w.remove(head, r, t)
+		if *head == 0 {
 			lv.occupied &^= 1 << t.slot
 		}
 	}
@@ -162,7 +221,7 @@ func (w *wheel) overflowDue() int64 {
 // before that slot fires.
 func (w *wheel) next() (tick int64, level int) {
 	tick, level = noTick, -1
-	if w.overflow != nil {
+	if w.overflow != 0 {
 		tick, level = w.overflowDue(), wheelOverflow
 	}
 	if w.levels == nil {
@@ -193,12 +252,13 @@ func (w *wheel) due() int64 {
 }
 
 // advance moves the wheel to now, calling fire for each timer whose deadline
-// is <= now (after unlinking it; fire owns it from then on). It works on at
+// is <= now (after unlinking it; fire owns it from then on, and releases
+// it or schedules it again). It works on at
 // most budget timers and returns false if it stopped for the budget, with
 // the wheel consistent and ready to be advanced again. A timer whose tick
 // has come but whose deadline is still ahead of now (now inside its tick)
 // stays put. A now behind the wheel's time does nothing.
-func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
+func (w *wheel) advance(now int64, budget int, fire func(tref)) (done bool) {
 	limit := tickOf(max(now, 0))
 	for {
 		tick, level := w.next()
@@ -208,23 +268,24 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 		if tick > w.elapsed {
 			w.elapsed = tick
 		}
-		var head **timer
+		var head *tref
 		if level == wheelOverflow {
 			head = &w.overflow
 		} else {
 			head = &w.levels[level].slots[uint8(tick>>uint(level*wheelBits))&(wheelSlots-1)]
 		}
 		kept := false
-		for t := *head; t != nil; {
+		for r := *head; r != 0; {
+			t := w.at(r)
 			next := t.next
 			if level == wheelOverflow {
 				// The overflow list is drained whole, uncharged: its timers
 				// belong to the window elapsed just entered, and a partly
 				// drained list would be looked at again only a window
 				// (139 years) later. It holds only deadlines that far out.
-				w.unlink(t)
-				w.place(t)
-				t = next
+				w.unlink(r, t)
+				w.place(r, t)
+				r = next
 				continue
 			}
 			var due int64
@@ -236,7 +297,7 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 					// it is no work), so a chunked advance always makes
 					// progress.
 					kept = true
-					t = next
+					r = next
 					continue
 				}
 			}
@@ -244,17 +305,17 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 				return false
 			}
 			budget--
-			w.unlink(t)
+			w.unlink(r, t)
 			if t.when <= now {
 				w.n--
-				fire(t)
+				fire(r)
 			} else {
 				// A cascade to a finer level, or a timer postponed by
 				// reschedule going where its deadline now calls for.
 				t.tick = due
-				w.place(t)
+				w.place(r, t)
 			}
-			t = next
+			r = next
 		}
 		if kept {
 			// Only the level-0 slot of tick == limit can keep timers (a
@@ -270,8 +331,8 @@ func (w *wheel) advance(now int64, budget int, fire func(*timer)) (done bool) {
 	return true
 }
 
-// reset drops every timer. The timers themselves are left as they are: the
-// caller drops the entries that own them.
+// reset drops every timer and the pool that holds them: the caller drops
+// the entries that own them.
 func (w *wheel) reset() {
 	*w = wheel{elapsed: w.elapsed, levels: w.levels}
 	if w.levels != nil {
@@ -279,23 +340,25 @@ func (w *wheel) reset() {
 	}
 }
 
-func push(head **timer, t *timer) {
-	t.prev = nil
+// push links r (t is w.at(r)) at the head of the list *head.
+func (w *wheel) push(head *tref, r tref, t *timer) {
+	t.prev = 0
 	t.next = *head
-	if *head != nil {
-		(*head).prev = t
+	if *head != 0 {
+		w.at(*head).prev = r
 	}
-	*head = t
+	*head = r
 }
 
-func remove(head **timer, t *timer) {
-	if t.prev != nil {
-		t.prev.next = t.next
+// remove unlinks r (t is w.at(r)) from the list *head.
+func (w *wheel) remove(head *tref, r tref, t *timer) {
+	if t.prev != 0 {
+		w.at(t.prev).next = t.next
 	} else {
 		*head = t.next
 	}
-	if t.next != nil {
-		t.next.prev = t.prev
+	if t.next != 0 {
+		w.at(t.next).prev = t.prev
 	}
-	t.prev, t.next = nil, nil
+	t.prev, t.next = 0, 0
 }

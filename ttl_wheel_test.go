@@ -19,24 +19,28 @@ type wheelHarness struct {
 	w      wheel
 	now    int64             // the last now advanced to
 	latest int64             // the latest now advanced to: the wheel never goes back
-	timers map[string]*timer // scheduled, not fired
-	asked  map[*timer]int64  // each scheduled timer's deadline, as last asked for
+	timers map[string]tref // scheduled, not fired
+	asked  map[tref]int64  // each scheduled timer's deadline, as last asked for
+	keys   map[tref]string // the key each scheduled timer is for
 	fired  []string
 }
 
 func newWheelHarness(t *testing.T) *wheelHarness {
-	return &wheelHarness{t: t, timers: map[string]*timer{}, asked: map[*timer]int64{}}
+	return &wheelHarness{t: t, timers: map[string]tref{}, asked: map[tref]int64{}, keys: map[tref]string{}}
 }
 
 func (h *wheelHarness) schedule(key string, when int64) {
 	if old, ok := h.timers[key]; ok {
 		h.w.cancel(old)
+		h.w.release(old)
 		delete(h.asked, old)
+		delete(h.keys, old)
 	}
-	tm := &timer{key: key, level: -1}
+	tm := h.w.alloc()
 	h.w.schedule(tm, when)
 	h.timers[key] = tm
 	h.asked[tm] = when
+	h.keys[tm] = key
 }
 
 // reschedule moves key's timer, as a rewrite with a TTL does.
@@ -49,8 +53,10 @@ func (h *wheelHarness) reschedule(key string, when int64) {
 func (h *wheelHarness) cancel(key string) {
 	tm := h.timers[key]
 	h.w.cancel(tm)
+	h.w.release(tm)
 	delete(h.timers, key)
 	delete(h.asked, tm)
+	delete(h.keys, tm)
 }
 
 // ceilTick is the first tick boundary at or after when (>= 0), computed
@@ -68,16 +74,19 @@ func (h *wheelHarness) advance(now int64, budget int) []string {
 	h.now = now
 	h.latest = max(h.latest, now)
 	start := len(h.fired)
-	fire := func(tm *timer) {
-		if h.timers[tm.key] != tm {
-			h.t.Fatalf("%s fired but was cancelled or replaced", tm.key)
+	fire := func(tm tref) {
+		key, ok := h.keys[tm]
+		if !ok || h.timers[key] != tm {
+			h.t.Fatalf("timer %d (%q) fired but was cancelled or replaced", tm, key)
 		}
 		if asked := h.asked[tm]; asked > now {
-			h.t.Fatalf("%s fired early: asked for %d, now %d", tm.key, asked, now)
+			h.t.Fatalf("%s fired early: asked for %d, now %d", key, asked, now)
 		}
-		delete(h.timers, tm.key)
+		delete(h.timers, key)
 		delete(h.asked, tm)
-		h.fired = append(h.fired, tm.key)
+		delete(h.keys, tm)
+		h.w.release(tm) // as the shard does: the pool reuses it
+		h.fired = append(h.fired, key)
 	}
 	for rounds := 0; !h.w.advance(now, budget, fire); rounds++ {
 		if rounds > 1e7 {
@@ -109,7 +118,7 @@ func (h *wheelHarness) check() {
 		if asked <= h.now && h.now >= 0 {
 			h.t.Fatalf("%s (asked for %d) still held at now %d", k, asked, h.now)
 		}
-		if tm.level < 0 {
+		if h.w.at(tm).level < 0 {
 			h.t.Fatalf("%s is not linked", k)
 		}
 		if bound := max(ceilTick(asked), ceilTick(max(h.latest, 0))); due > bound {
@@ -221,7 +230,7 @@ func TestWheelCascadesAcrossLevels(t *testing.T) {
 	}
 	levels := map[string]int8{}
 	for k, tm := range h.timers {
-		levels[k] = tm.level
+		levels[k] = h.w.at(tm).level
 	}
 	for k, want := range map[string]int8{"level0": 0, "level1": 1, "level2": 2, "level3": 3, "level4": 4, "level5": 5, "level6": 6, "overflow": wheelOverflow, "saturated": wheelOverflow} {
 		if levels[k] != want {
@@ -280,11 +289,11 @@ func TestWheelClockBackwardsIsNoop(t *testing.T) {
 
 func TestWheelBudgetBoundsWork(t *testing.T) {
 	var w wheel
-	for i := range 1000 {
-		w.schedule(&timer{key: fmt.Sprint(i), level: -1}, 5*ms)
+	for range 1000 {
+		w.schedule(w.alloc(), 5*ms)
 	}
 	fired := 0
-	fire := func(*timer) { fired++ }
+	fire := func(tref) { fired++ }
 	rounds := 0
 	for !w.advance(5*ms, 100, fire) {
 		rounds++
