@@ -17,8 +17,8 @@ const ms = int64(time.Millisecond)
 type wheelHarness struct {
 	t      *testing.T
 	w      wheel
-	now    int64             // the last now advanced to
-	latest int64             // the latest now advanced to: the wheel never goes back
+	now    int64           // the last now advanced to
+	latest int64           // the latest now advanced to: the wheel never goes back
 	timers map[string]tref // scheduled, not fired
 	asked  map[tref]int64  // each scheduled timer's deadline, as last asked for
 	keys   map[tref]string // the key each scheduled timer is for
