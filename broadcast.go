@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // EventKind says what a mutation did to a key.
@@ -97,15 +98,28 @@ func newRing(capacity int, closed <-chan struct{}) *ring {
 // publishes nothing: one atomic load is all the event work it does.
 func (r *ring) active() bool { return r.subs.Load() != 0 }
 
-// publish appends an event. The store calls it while it still holds the
-// key's shard lock, so the events of one key take positions in the order
-// their mutations took effect.
-func (r *ring) publish(key string, kind EventKind, value []byte) {
+// publish appends an event: key, kind, and for EventSet value. The store
+// calls it while it still holds the key's shard lock, so the events of one
+// key take positions in the order their mutations took effect. The event
+// holds copies of key and value (one allocation for both), never the
+// store's own bytes: an event a subscriber keeps must not hold a chunk
+// alive.
+func (r *ring) publish(key string, kind EventKind, value string) {
 	if !r.active() {
 		return
 	}
 	pos := r.head.Add(1) - 1
-	r.put(&ringNode{pos: pos, ev: Event{Key: key, Kind: kind, Value: value}})
+	ev := Event{Kind: kind}
+	if kind == EventSet {
+		b := make([]byte, len(key)+len(value))
+		copy(b, key)
+		copy(b[len(key):], value)
+		ev.Key = unsafe.String(unsafe.SliceData(b), len(key))
+		ev.Value = b[len(key):len(b):len(b)] // full: an append by a subscriber copies
+	} else {
+		ev.Key = strings.Clone(key)
+	}
+	r.put(&ringNode{pos: pos, ev: ev})
 	if r.waiters.Load() != 0 {
 		r.wake()
 	}

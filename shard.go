@@ -8,12 +8,13 @@ import (
 
 // shardFields is a shard without its padding.
 type shardFields struct {
-	// tab is the shard's storage. Readers load it and probe it without any
-	// lock; only a writer holding mu replaces it (when it grows).
-	tab atomic.Pointer[table]
-	// The readers' word gets a cache line of its own, so that writers
+	// tab is the shard's index and chunks its chunk directory. Readers load
+	// them without any lock; only a writer holding mu replaces them.
+	tab    atomic.Pointer[directory]
+	chunks atomic.Pointer[chunkDir]
+	// The readers' words get a cache line of their own, so that writers
 	// taking mu do not take the line from readers.
-	_ [56]byte
+	_ [48]byte
 
 	// mu serializes the shard's writers (and iterators, which want a
 	// consistent shard). Point reads never take it.
@@ -25,6 +26,11 @@ type shardFields struct {
 	// because it is lowered before mu is released whenever a timer is added.
 	due atomic.Int64
 	w   wheel
+	a   arena
+	// hash is the store's key hash: compaction uses it to find the slot of
+	// a record it reads from a chunk.
+	hash  func(string) uint64
+	sbits uint8 // the shard-number bits at the top of a hash
 }
 
 // shard is one lock stripe. Its size is a multiple of 128 bytes (two cache
@@ -35,40 +41,140 @@ type shard struct {
 	_ [(128 - unsafe.Sizeof(shardFields{})%128) % 128]byte
 }
 
-func (sh *shard) init() {
-	sh.tab.Store(emptyTable)
+func (sh *shard) init(sbits uint8, hash func(string) uint64) {
+	sh.sbits, sh.hash = sbits, hash
+	sh.tab.Store(newDirectory(sbits))
+	sh.a.dir = emptyChunkDir
+	sh.chunks.Store(emptyChunkDir)
 	sh.due.Store(noTick)
 }
 
-// insert (under mu) stores r, whose key hashes to h and is absent, growing
-// the table first if it has no room.
-func (sh *shard) insert(h uint64, r *record) *slot {
-	t := sh.tab.Load()
-	if t.full() {
-		t = t.grown()
-		sh.tab.Store(t)
+// get returns key's entry, expired or not, and whether it is held. It takes
+// no lock and writes nothing: see table and arena for why what it reads is
+// consistent. A lookup that finds its record's chunk dropped by compaction
+// starts again; the slot names the record's copy by then.
+func (sh *shard) get(key string, h uint64) (entry, bool) {
+	tag := tagOf(h)
+	for {
+		t := sh.tab.Load().table(tag)
+		var cd *chunkDir
+		for i := t.home(tag); ; i = (i + 1) & t.mask {
+			s := &t.slots[i]
+			l := loc(s.loc.Load())
+			if l == locEmpty {
+				return entry{}, false
+			}
+			if l == locTomb || s.tag() != tag {
+				continue
+			}
+			if cd == nil {
+				cd = sh.chunks.Load() // loaded after l, so it holds l's chunk unless that was dropped
+			}
+			c := cd.at(l)
+			if c == nil {
+				// cd may predate l's chunk if it was loaded at an earlier
+				// slot: look again; if still absent, the chunk was dropped.
+				if cd = sh.chunks.Load(); cd.at(l) == nil {
+					break
+				}
+				c = cd.at(l)
+			}
+			if e := readRecord(c.b, l.off()); e.key == key {
+				return e, true
+			}
+		}
 	}
-	return t.insert(h, r)
 }
 
-// replace (under mu) makes r, a record of the same key, s's record. The
-// slot's timer, if any, stays: it names the key by hash and slot, not by
-// record.
-func (sh *shard) replace(s *slot, r *record) {
-	s.rec.Store(r)
+// find (under mu) returns key's slot and entry, or a nil slot.
+func (sh *shard) find(key string, h uint64) (*slot, entry) {
+	tag := tagOf(h)
+	t := sh.tab.Load().table(tag)
+	for i := t.home(tag); ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		l := loc(s.loc.Load())
+		if l == locEmpty {
+			return nil, entry{}
+		}
+		if l == locTomb || s.tag() != tag {
+			continue
+		}
+		if e := readRecord(sh.a.dir.at(l).b, l.off()); e.key == key {
+			return s, e
+		}
+	}
 }
 
-// schedule (under mu) gives s's record r a timer firing at r.when, reusing
-// the slot's timer if it has one (replace has already pointed it at r). It
-// returns the tick at which the reaper must look at this shard.
-func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
-	var start int64
-	if s.t == 0 {
-		s.t = sh.w.alloc()
-		sh.w.at(s.t).hash = h
-		start = sh.w.schedule(s.t, r.when)
+// entryOf (under mu) returns the entry s names.
+func (sh *shard) entryOf(s *slot) entry {
+	l := loc(s.loc.Load())
+	return readRecord(sh.a.dir.at(l).b, l.off())
+}
+
+// publishChunks (under mu) publishes the arena's chunk directory if it
+// changed. It must run after a chunk is added and before a loc naming it is
+// stored, and it stores only on a change, so readers' line stays clean.
+func (sh *shard) publishChunks() {
+	if sh.chunks.Load() != sh.a.dir {
+		sh.chunks.Store(sh.a.dir)
+	}
+}
+
+// append (under mu) writes the record of key, v and when into the arena and
+// returns its loc and size. It allocates only when it starts a chunk.
+func appendRecord[V string | []byte](sh *shard, key string, v V, when int64) (loc, int) {
+	n := recordSize(len(key), len(v), when)
+	c, off, _ := sh.a.reserve(n)
+	sh.publishChunks()
+	putRecord(c.b[off:off+n], key, v, when)
+	sh.a.live += n
+	return makeLoc(c.no, c.gen, off), n
+}
+
+// storeRecord (under mu) writes key's new record and points the key's slot at it:
+// s, the key's slot, with old its entry; or, when s is nil, a new slot. It
+// returns the slot and the new entry. The slot's timer is untouched.
+func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h uint64, v V, when int64) (*slot, entry) {
+	l, _ := appendRecord(sh, key, v, when)
+	if s != nil {
+		sh.a.live -= old.size
+		sh.a.debt += compactRate * old.size
+		s.loc.Store(uint64(l)) // publishes the record
 	} else {
-		start = sh.w.reschedule(s.t, r.when)
+		tag := tagOf(h)
+		d := sh.tab.Load()
+		if nd := d.makeRoom(tag); nd != d {
+			sh.tab.Store(nd)
+			d = nd
+		}
+		s = d.table(tag).insert(tag, l, 0)
+	}
+	return s, readRecord(sh.a.dir.at(l).b, l.off())
+}
+
+// remove (under mu) removes the key of slot s, whose entry is e, and frees
+// its timer if it has one that is still scheduled or fired.
+func (sh *shard) remove(s *slot, e entry) {
+	if r := s.timer(); r != 0 {
+		sh.w.release(r)
+	}
+	sh.tab.Load().table(s.tag()).remove(s)
+	sh.a.live -= e.size
+	sh.a.debt += compactRate * e.size
+}
+
+// schedule (under mu) gives the key of slot s (hash h) a timer firing at
+// when, reusing the slot's timer if it has one. It returns the tick at
+// which the reaper must look at this shard.
+func (sh *shard) schedule(s *slot, h uint64, when int64) int64 {
+	var start int64
+	if r := s.timer(); r == 0 {
+		r = sh.w.alloc()
+		sh.w.at(r).hash = h
+		s.setTimer(r)
+		start = sh.w.schedule(r, when)
+	} else {
+		start = sh.w.reschedule(r, when)
 	}
 	if start < sh.due.Load() {
 		sh.due.Store(start)
@@ -78,25 +184,150 @@ func (sh *shard) schedule(s *slot, r *record, h uint64) int64 {
 
 // unschedule (under mu) removes s's timer, if any, and frees it.
 func (sh *shard) unschedule(s *slot) {
-	if s.t != 0 {
-		sh.w.cancel(s.t)
-		sh.w.release(s.t)
-		s.t = 0
+	if r := s.timer(); r != 0 {
+		sh.w.cancel(r)
+		sh.w.release(r)
+		s.setTimer(0)
 	}
 }
 
-// expire (under mu) removes the expired record in sl, whose timer is
-// already cancelled or fired, and publishes its EventExpire under the
-// record's own copy of the key (a caller's may be reused memory). The
-// caller decides what becomes of the entry's quota slot.
-func (s *store) expire(sh *shard, sl *slot) {
-	key := sl.rec.Load().key()
-	if sl.t != 0 { // a timer that fired; find's path unscheduled it already
-		sh.w.release(sl.t)
-		sl.t = 0
+// slotOfTimer (under mu) returns the slot whose timer is r: the key of the
+// hash r was scheduled for.
+func (sh *shard) slotOfTimer(r tref) *slot {
+	tag := tagOf(sh.w.at(r).hash)
+	t := sh.tab.Load().table(tag)
+	for i := t.home(tag); ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		switch loc(s.loc.Load()) {
+		case locEmpty:
+			panic("shardkv: a scheduled timer's key is not in its table")
+		case locTomb:
+			continue
+		}
+		if s.meta.Load() == uint64(tag)<<32|uint64(r) {
+			return s
+		}
 	}
-	sh.tab.Load().remove(sl)
-	s.events.publish(key, EventExpire, nil)
+}
+
+// each (under mu) calls fn with every held entry, expired or not.
+func (sh *shard) each(fn func(entry)) {
+	dir := sh.a.dir
+	sh.tab.Load().each(func(t *table) {
+		for i := range t.slots {
+			l := loc(t.slots[i].loc.Load())
+			if l != locEmpty && l != locTomb {
+				fn(readRecord(dir.at(l).b, l.off()))
+			}
+		}
+	})
+}
+
+// reset (under mu) drops every entry and timer, and returns how many
+// entries there were.
+func (sh *shard) reset() int {
+	n := 0
+	sh.tab.Load().each(func(t *table) { n += t.live })
+	sh.tab.Store(newDirectory(sh.sbits))
+	sh.a.reset()
+	sh.publishChunks()
+	sh.w.reset()
+	sh.due.Store(noTick)
+	return n
+}
+
+// Compaction. Every write, delete and expiry of n bytes owes compactRate*n
+// bytes of cleaning; while the shard is overfull (arena.overfull), each
+// lock hold pays up to compactStep of that debt by reading the oldest
+// chunk's records from a cursor, copying those still current to the head
+// chunk and pointing their slots at the copies; a chunk read to its end is
+// dropped. So the work under one lock hold is bounded (compactStep bytes,
+// plus one record of at most largeRecord bytes), and it is amortized over
+// the writes that made the garbage.
+//
+// Why what is held stays within twice the live bytes: cleaning starts when
+// garbage (including the unfilled tails of sealed chunks) exceeds 5/8 of
+// the live bytes plus garbageAllowance. From then on each write of n bytes
+// reads 4n bytes of the oldest chunks. If those are all current (the worst
+// case) they are copied and nothing is freed, but the cursor passes 4n
+// bytes for every n written, so a run of current bytes of size L is passed
+// after L/4 bytes of writes, which adds at most L/4 <= live/4 of garbage;
+// and the chunk being cleaned holds copies of what the cursor has passed,
+// at most one chunk, a sixteenth of the shard. 1 + 5/8 + 1/4 + 1/16 < 2,
+// so what is used stays within twice the live bytes plus the allowance and
+// one step; what is held adds the head chunk's unfilled rest.
+const (
+	compactRate = 4
+	compactStep = 64 << 10
+)
+
+// compact (under mu) pays some of the shard's cleaning debt, if it is
+// overfull.
+func (sh *shard) compact() {
+	a := &sh.a
+	if a.debt == 0 {
+		return
+	}
+	if !a.overfull() {
+		a.debt = 0
+		return
+	}
+	budget := min(a.debt, compactStep)
+	a.debt -= budget
+	for budget > 0 && a.overfull() {
+		c := a.order[0]
+		if c == a.head {
+			a.seal() // the copies go to a new head
+		}
+		if c.large {
+			l := makeLoc(c.no, c.gen, 0)
+			if sh.current(readRecord(c.b, 0).key, l) != nil {
+				a.rotate() // a large record is never copied
+			} else {
+				a.drop()
+			}
+			budget -= 64
+			continue
+		}
+		if a.clean >= c.used {
+			a.drop()
+			continue
+		}
+		e := readRecord(c.b, a.clean)
+		l := makeLoc(c.no, c.gen, a.clean)
+		if s := sh.current(e.key, l); s != nil {
+			nc, off, _ := a.reserve(e.size)
+			sh.publishChunks()
+			copy(nc.b[off:off+e.size], c.b[a.clean:a.clean+e.size])
+			s.loc.Store(uint64(makeLoc(nc.no, nc.gen, off)))
+		}
+		a.clean += e.size
+		budget -= e.size
+	}
+	sh.publishChunks() // after the drops: every slot names a copy by now
+}
+
+// current (under mu) returns the slot of key if its record is at l.
+func (sh *shard) current(key string, l loc) *slot {
+	tag := tagOf(sh.hash(key))
+	t := sh.tab.Load().table(tag)
+	for i := t.home(tag); ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		switch loc(s.loc.Load()) {
+		case locEmpty:
+			return nil
+		case l:
+			return s
+		}
+	}
+}
+
+// expire (under mu) removes the expired entry e in sl, whose timer is
+// already cancelled or fired, and publishes its EventExpire. The caller
+// decides what becomes of the entry's quota slot.
+func (s *store) expire(sh *shard, sl *slot, e entry) {
+	sh.remove(sl, e)
+	s.events.publish(e.key, EventExpire, "")
 }
 
 // reclaimBudget caps the timers one advance handles under one hold of a
@@ -108,12 +339,12 @@ const reclaimBudget = 512
 // the lock every reclaimBudget timers.
 func (s *store) reclaimDue(sh *shard, now int64) {
 	fire := func(r tref) {
-		// The timer fired, so the record of the key it names is expired: a
+		// The timer fired, so the entry of the key it names is expired: a
 		// delete, or an overwrite without a TTL, cancels the timer; an
-		// overwrite with one moves it to the new record's deadline;
+		// overwrite with one moves it to the new entry's deadline;
 		// Increment keeps the deadline.
-		sl := sh.tab.Load().slotOf(sh.w.at(r).hash, r)
-		s.expire(sh, sl)
+		sl := sh.slotOfTimer(r)
+		s.expire(sh, sl, sh.entryOf(sl))
 		s.count.Add(-1)
 	}
 	for {
@@ -124,6 +355,7 @@ func (s *store) reclaimDue(sh *shard, now int64) {
 		}
 		done := sh.w.advance(now, reclaimBudget, fire)
 		sh.due.Store(sh.w.due())
+		sh.compact()
 		sh.mu.Unlock()
 		if done {
 			return

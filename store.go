@@ -85,7 +85,7 @@ func New(opts ...Option) *Store {
 		wake:         make(chan struct{}, 1),
 	}
 	for i := range s.shards {
-		s.shards[i].init()
+		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String)
 	}
 	s.maxKeys.Store(int64(o.maxKeys))
 	s.maxValueSize.Store(int64(o.maxValueSize))
@@ -200,50 +200,50 @@ func retryFull[T any](s *store, op func() (T, error)) (T, error) {
 }
 
 // find looks key (hash h) up in sh, whose lock the caller holds, and
-// returns its slot and live record. An expired record it meets is reclaimed
-// on the spot (EventExpire) and its quota slot passed to the caller. held
+// returns its slot and live entry. An expired entry it meets is reclaimed on
+// the spot (EventExpire) and its quota slot passed to the caller. held
 // reports that the caller holds a quota slot for key (found, or passed on):
 // a caller that leaves key absent must release a passed-on slot. now < 0
 // means the clock is not read yet.
-func (s *store) find(sh *shard, key string, h uint64, now int64) (sl *slot, r *record, held bool) {
-	sl, r = sh.tab.Load().probe(key, h)
-	if r != nil && r.when >= 0 {
+func (s *store) find(sh *shard, key string, h uint64, now int64) (sl *slot, e entry, held bool) {
+	sl, e = sh.find(key, h)
+	if sl != nil && e.when >= 0 {
 		if now < 0 {
 			now = s.now()
 		}
-		if now >= r.when {
+		if now >= e.when {
 			sh.unschedule(sl)
-			s.expire(sh, sl) // its quota slot passes to the caller
-			return nil, nil, true
+			s.expire(sh, sl, e) // its quota slot passes to the caller
+			return nil, entry{}, true
 		}
 	}
-	return sl, r, r != nil
+	return sl, e, sl != nil
 }
 
-// lookup returns the stored (immutable) value of a live key. The key is
-// validated only on a miss: every stored key passed the validator, which is
-// fixed at New, so a hit proves the key valid. The clock is read only for an
-// entry that has a deadline.
+// lookup returns the value of a live key, sharing the memory of its chunk
+// (immutable; the caller copies it before handing it out, or lends it only
+// for a call). The key is validated only on a miss: every stored key passed
+// the validator, which is fixed at New, so a hit proves the key valid. The
+// clock is read only for an entry that has a deadline.
 func (s *store) lookup(key string) (string, bool, error) {
 	if s.closed.Load() {
 		return "", false, ErrClosed
 	}
-	r, ok := s.peek(key)
+	e, ok := s.peek(key)
 	if !ok {
 		return "", false, s.checkKey(key)
 	}
-	return r.value(), true, nil
+	return e.value, true, nil
 }
 
-// peek returns key's live record. It takes no lock: records are immutable
-// and the table is read with atomic loads (see table).
-func (s *store) peek(key string) (*record, bool) {
+// peek returns key's live entry. It takes no lock (see shard.get).
+func (s *store) peek(key string) (entry, bool) {
 	sh, h := s.locate(key)
-	_, r := sh.tab.Load().probe(key, h)
-	if r == nil || (r.when >= 0 && s.now() >= r.when) {
-		return nil, false
+	e, ok := sh.get(key, h)
+	if !ok || (e.when >= 0 && s.now() >= e.when) {
+		return entry{}, false
 	}
-	return r, true
+	return e, true
 }
 
 // bytesOf lends the bytes of the immutable string v, for readers only: the
@@ -270,7 +270,8 @@ func (s *Store) Get(key string) (value []byte, found bool, err error) {
 }
 
 // GetString is [Store.Get] returning the value as a string. A value that is
-// not valid UTF-8 is reported as a [*StorageError]. It allocates nothing.
+// not valid UTF-8 is reported as a [*StorageError]. It allocates only the
+// string.
 func (s *Store) GetString(key string) (value string, found bool, err error) {
 	v, ok, err := s.s.lookup(key)
 	runtime.KeepAlive(s)
@@ -280,7 +281,7 @@ func (s *Store) GetString(key string) (value string, found bool, err error) {
 	if !utf8.ValidString(v) {
 		return "", false, &StorageError{Msg: "invalid UTF-8 in value"}
 	}
-	return v, true, nil // immutable: no copy needed
+	return strings.Clone(v), true, nil // a copy: v would hold its whole chunk alive
 }
 
 // AppendValue appends key's value to dst and returns the extended slice and
@@ -333,14 +334,14 @@ func (st *store) ttl(key string) (time.Duration, bool, error) {
 		return 0, false, ErrClosed
 	}
 	sh, h := st.locate(key)
-	_, r := sh.tab.Load().probe(key, h)
+	e, ok := sh.get(key, h)
 	switch {
-	case r == nil:
+	case !ok:
 		return 0, false, st.checkKey(key)
-	case r.when < 0:
+	case e.when < 0:
 		return NoTTL, true, nil
 	}
-	if left := r.when - st.now(); left > 0 {
+	if left := e.when - st.now(); left > 0 {
 		return time.Duration(left), true, nil
 	}
 	return 0, false, nil
@@ -372,51 +373,46 @@ func (s *Store) SetWithTTL(key string, value []byte, ttl time.Duration) error {
 	return err
 }
 
-// put stores a copy of v under key. The record (the copy) is made before
-// the shard lock is taken, so the lock is held only to swap it in.
+// put stores a copy of v under key, with a deadline ttl from now if
+// withTTL.
 func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTTL bool) error {
 	if err := s.checkWrite(key, len(v)); err != nil {
 		return err
 	}
-	r := newRecord(key, v, noDeadline)
 	_, err := retryFull(s, func() (struct{}, error) {
-		return struct{}{}, s.putOnce(key, r, ttl, withTTL)
+		return struct{}{}, putOnce(s, key, v, ttl, withTTL)
 	})
 	return err
 }
 
-func (s *store) putOnce(key string, r *record, ttl time.Duration, withTTL bool) error {
+func putOnce[V string | []byte](s *store, key string, v V, ttl time.Duration, withTTL bool) error {
 	sh, h := s.locate(key)
 	sh.mu.Lock()
 	if s.closed.Load() { // see close
 		sh.mu.Unlock()
 		return ErrClosed
 	}
-	now := int64(-1)
+	now, when := int64(-1), noDeadline
 	if withTTL {
 		// The clock is read under the lock: the old entry's expiry is
-		// judged at the instant the write takes effect. r is not published
-		// yet, so its deadline may still be set.
+		// judged at the instant the write takes effect.
 		now = s.now()
-		r.when = deadline(now, ttl)
+		when = deadline(now, ttl)
 	}
-	sl, _, held := s.find(sh, key, h, now)
+	sl, old, held := s.find(sh, key, h, now)
 	if !held && !s.reserve() {
 		sh.mu.Unlock()
 		return errFull
 	}
-	if sl != nil {
-		sh.replace(sl, r)
-	} else {
-		sl = sh.insert(h, r)
-	}
+	sl, e := storeRecord(sh, sl, old, key, h, v, when)
 	due := noTick
-	if r.when >= 0 {
-		due = sh.schedule(sl, r, h)
+	if when >= 0 {
+		due = sh.schedule(sl, h, when)
 	} else {
 		sh.unschedule(sl)
 	}
-	s.events.publish(r.key(), EventSet, bytesOf(r.value()))
+	s.events.publish(e.key, EventSet, e.value)
+	sh.compact()
 	sh.mu.Unlock()
 	s.wakeReaper(due)
 	return nil
@@ -443,7 +439,7 @@ func (st *store) delete(key string) (bool, error) {
 	if st.closed.Load() { // see close
 		return false, ErrClosed
 	}
-	sl, r, held := st.find(sh, key, h, -1)
+	sl, e, held := st.find(sh, key, h, -1)
 	if sl == nil {
 		if held {
 			st.count.Add(-1) // the slot of the expired entry find reclaimed
@@ -451,9 +447,10 @@ func (st *store) delete(key string) (bool, error) {
 		return false, nil
 	}
 	sh.unschedule(sl)
-	sh.tab.Load().remove(sl)
+	sh.remove(sl, e)
 	st.count.Add(-1)
-	st.events.publish(r.key(), EventDelete, nil)
+	st.events.publish(e.key, EventDelete, "")
+	sh.compact()
 	return true, nil
 }
 
@@ -485,25 +482,22 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 	if s.closed.Load() { // see close
 		return 0, ErrClosed
 	}
-	sl, r, held := s.find(sh, key, h, -1)
+	sl, old, held := s.find(sh, key, h, -1)
 	n, when := delta, noDeadline
 	if sl != nil {
-		cur, err := parseInt(r.value())
+		cur, err := parseInt(old.value)
 		if err != nil {
 			return 0, err
 		}
-		n, when = satAdd(cur, delta), r.when // the TTL stays
+		n, when = satAdd(cur, delta), old.when // the TTL stays
 	} else if !held && !s.reserve() {
 		return 0, errFull
 	}
 	var buf [20]byte
-	nr := newRecord(key, strconv.AppendInt(buf[:0], n, 10), when)
-	if sl != nil {
-		sh.replace(sl, nr) // its timer, if any, stays as it is
-	} else {
-		sh.insert(h, nr)
-	}
-	s.events.publish(nr.key(), EventSet, bytesOf(nr.value()))
+	// The slot's timer, if any, stays as it is.
+	_, e := storeRecord(sh, sl, old, key, h, strconv.AppendInt(buf[:0], n, 10), when)
+	s.events.publish(e.key, EventSet, e.value)
+	sh.compact()
 	return n, nil
 }
 
@@ -544,10 +538,10 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	if s.closed.Load() { // see close
 		return false, ErrClosed
 	}
-	sl, r, held := s.find(sh, key, h, -1)
+	sl, old, held := s.find(sh, key, h, -1)
 	match := sl == nil
 	if expected != nil {
-		match = sl != nil && r.value() == string(expected)
+		match = sl != nil && old.value == string(expected)
 	}
 	if !match {
 		if held && sl == nil {
@@ -558,16 +552,10 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	if !held && !s.reserve() {
 		return false, errFull
 	}
-	// Copied under the lock, once the swap is certain, so contended CAS
-	// loops that lose do not allocate.
-	nr := newRecord(key, newValue, noDeadline)
-	if sl != nil {
-		sh.unschedule(sl)
-		sh.replace(sl, nr)
-	} else {
-		sh.insert(h, nr)
-	}
-	s.events.publish(nr.key(), EventSet, bytesOf(nr.value()))
+	sl, e := storeRecord(sh, sl, old, key, h, newValue, noDeadline)
+	sh.unschedule(sl)
+	s.events.publish(e.key, EventSet, e.value)
+	sh.compact()
 	return true, nil
 }
 
@@ -592,9 +580,9 @@ func (st *store) listKeys(prefix string) ([]string, error) {
 	for i := range st.shards {
 		sh := &st.shards[i]
 		sh.mu.Lock()
-		sh.tab.Load().each(func(r *record) {
-			if k := r.key(); strings.HasPrefix(k, prefix) && !r.expired(now) {
-				keys = append(keys, k)
+		sh.each(func(e entry) {
+			if strings.HasPrefix(e.key, prefix) && !e.expired(now) {
+				keys = append(keys, strings.Clone(e.key)) // a copy: e.key would hold its chunk
 			}
 		})
 		sh.mu.Unlock()
@@ -642,14 +630,16 @@ func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
 			sh := &st.shards[i]
 			buf = buf[:0]
 			sh.mu.Lock()
-			sh.tab.Load().each(func(r *record) {
-				if k := r.key(); strings.HasPrefix(k, prefix) && !r.expired(now) {
-					buf = append(buf, kv{k, r.value()})
+			sh.each(func(e entry) {
+				if strings.HasPrefix(e.key, prefix) && !e.expired(now) {
+					buf = append(buf, kv{e.key, e.value})
 				}
 			})
 			sh.mu.Unlock()
 			for _, p := range buf {
-				if !yield(p.k, []byte(p.v)) {
+				// Copies, made after the lock is released: the strings
+				// share chunks, which the loop body must not hold alive.
+				if !yield(strings.Clone(p.k), []byte(p.v)) {
 					return
 				}
 			}
@@ -695,10 +685,7 @@ func (st *store) clear() {
 			sh.mu.Unlock()
 			return
 		}
-		n := sh.tab.Load().live
-		sh.tab.Store(emptyTable)
-		sh.w.reset()
-		sh.due.Store(noTick)
+		n := sh.reset()
 		st.count.Add(int64(-n))
 		sh.mu.Unlock()
 	}

@@ -1,217 +1,274 @@
 package shardkv
 
 import (
-	"math"
 	"sync/atomic"
 	"unsafe"
 )
 
-// record is one stored key and value, immutable once published. It is one
-// pointer-free allocation: this header, then the key's bytes, then the
-// value's. Being immutable is what lets a reader use a record it loaded
-// without any lock, and lend its bytes to View, events and iterators; being
-// pointer-free is what makes it cheap for the garbage collector, which marks
-// it without scanning it. Every write makes a new record (its only
-// allocation) and swaps it into the key's slot.
-type record struct {
-	when       int64 // the deadline in store-clock nanoseconds; noDeadline: none
-	klen, vlen uint32
-}
+// A shard's index is a directory of small open-addressing tables
+// (extendible hashing, as Go 1.24's map): the directory picks a table by
+// the hash bits just below the shard's, and a table is probed linearly.
+// A table holds at most maxTableSlots slots; one that fills is split in
+// two, copying only its own entries, so no insert ever copies more than
+// maxTableSlots slots however large the store. Slots hold integers only (a
+// tag and timer word, and the record's loc), so the tables are pointer-free
+// and the garbage collector marks one object per table.
+//
+// Readers load the directory and a table's slots with atomic loads and no
+// lock; writers change them under the shard lock. A table is never changed
+// once it has been replaced (split, grown or rebuilt): a reader still
+// probing it sees the state of the moment it was replaced, which is what a
+// read that overlapped that moment may return.
 
-// noDeadline is a record's when for a key without a TTL.
-const noDeadline = int64(-1)
+// Table geometry. A table starts at minTableSlots and doubles up to
+// maxTableSlots; from then on it splits. At least a quarter of a table's
+// slots stay empty, so every probe ends.
+const (
+	minTableSlots = 8
+	maxTableSlots = 1024
+	posBits       = 10 // log2(maxTableSlots): a slot's home is the tag's low posBits bits
+)
 
-const recordHeader = int(unsafe.Sizeof(record{}))
-
-// maxRecordLen is the longest key or value a record holds (its lengths are
-// 32-bit); the value-size limit is clamped to it and longer keys refused.
-const maxRecordLen = int64(math.MaxUint32)
-
-// newRecord allocates the record of key and v with deadline when.
-func newRecord[V string | []byte](key string, v V, when int64) *record {
-	b := make([]byte, recordHeader+len(key)+len(v))
-	// The allocation is at least recordHeader bytes, so it is 8-byte
-	// aligned and the header can be written in place.
-	r := (*record)(unsafe.Pointer(unsafe.SliceData(b)))
-	r.when = when
-	r.klen, r.vlen = uint32(len(key)), uint32(len(v))
-	copy(b[recordHeader:], key)
-	copy(b[recordHeader+len(key):], v)
-	return r
-}
-
-// key is the record's key. The string shares the record's memory, which is
-// never written again.
-func (r *record) key() string {
-	if r.klen == 0 {
-		return "" // a validator may allow the empty key; no pointer past the end
-	}
-	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r), recordHeader)), r.klen)
-}
-
-// value is the record's value, sharing the record's memory like key.
-func (r *record) value() string {
-	if r.vlen == 0 {
-		return "" // as in key
-	}
-	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r), recordHeader+int(r.klen))), r.vlen)
-}
-
-// expired reports whether r has a deadline at or before now.
-func (r *record) expired(now int64) bool { return r.when >= 0 && now >= r.when }
-
-// tomb marks a slot whose key was removed; probes go past it.
-var tomb = &record{when: noDeadline}
+// tagOf is the part of a key's hash that the index keeps: the top 32 bits.
+// They pick the shard (the top bits), the table (the bits after those) and
+// the home slot (the low posBits), and filter probes.
+func tagOf(h uint64) uint32 { return uint32(h >> 32) }
 
 // slot is one cell of a table.
 //
-// rec and hash are written only under the shard lock and read without it.
-// A writer stores hash before it publishes rec (an atomic store, so a
-// release), and a slot's hash changes only while its rec is nil or tomb; a
-// reader loads rec first and hash after, so it sees the hash of the record
-// it loaded or, if the slot was emptied and reused in between, a later one:
-// then it goes on past a key that was removed during the read, which is a
-// miss the read may return. The hash is only a filter: a match is decided
-// by comparing the key's bytes in the record.
+// meta holds the key's tag (high 32 bits) and its timer (low 32 bits, 0:
+// none). loc names the key's record, or is locEmpty or locTomb. Both are
+// written only under the shard lock. A writer stores meta before it
+// publishes loc, and a slot's tag changes only while its loc is empty or a
+// tomb; a reader loads loc first and meta after, so it sees the tag of the
+// record it loaded or, if the slot was emptied and reused in between, a
+// later one: then it goes on past a key that was removed during the read,
+// which is a miss the read may return. The tag is only a filter: a match is
+// decided by comparing the key's bytes in the record.
 type slot struct {
-	rec  atomic.Pointer[record] // nil: never used; tomb: removed
-	hash atomic.Uint64
-	t    tref // the key's timer in the shard's wheel, 0 without a TTL; under the shard lock
+	meta atomic.Uint64
+	loc  atomic.Uint64
 }
 
-// table is an open-addressing hash table with linear probing, the storage
-// of one shard. Readers probe it with atomic loads and no lock; writers
-// change it under the shard lock. A table never fills: at least a quarter
-// of its slots stay nil, so every probe ends. A table is never resized in
-// place: the shard builds a new one and publishes it, so a reader still
-// probing the old one sees a consistent (if, by then, slightly old) state,
-// which is what a read that overlapped the writes may return.
+func (s *slot) tag() uint32 { return uint32(s.meta.Load() >> 32) }
+func (s *slot) timer() tref { return tref(s.meta.Load()) }
+
+// setTimer (under the shard lock) changes the slot's timer, keeping its tag.
+func (s *slot) setTimer(r tref) { s.meta.Store(s.meta.Load()&^0xffffffff | uint64(r)) }
+
+// table is one open-addressing table with linear probing.
 type table struct {
-	mask  uint64
 	slots []slot
-	// live and used (live records plus tombs) are the shard's counts,
-	// written only under the shard lock and never read by readers.
+	mask  uint32
+	depth uint8 // how many hash bits below the shard's all its keys share
+	// live and used (live plus tombs) are written only under the shard
+	// lock and never read by readers.
 	live, used int
 }
 
-// emptyTable is every shard's table until its first insert. It has one nil
-// slot and no room, so the first insert replaces it; nothing writes it.
-var emptyTable = &table{slots: make([]slot, 1)}
-
-// probe returns key's slot and live record, or nils. Safe without the
-// shard lock. A lock-free probe ends at the first nil slot; it has no bound
-// in theory (writers could keep taking the nil slot ahead of it), and in
-// practice it is as long as the key's run of used slots.
-func (t *table) probe(key string, h uint64) (*slot, *record) {
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		s := &t.slots[i]
-		r := s.rec.Load()
-		if r == nil {
-			return nil, nil
-		}
-		if r != tomb && s.hash.Load() == h && r.key() == key {
-			return s, r
-		}
-	}
+func newTable(n int, depth uint8) *table {
+	return &table{slots: make([]slot, n), mask: uint32(n - 1), depth: depth}
 }
 
-// slotOf (under the shard lock) returns the slot of the key whose hash is h
-// and whose timer is r. A timer is the key's for as long as it is
-// scheduled, so this finds the key a firing timer names without its bytes.
-func (t *table) slotOf(h uint64, r tref) *slot {
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		s := &t.slots[i]
-		if s.rec.Load() == nil {
-			panic("shardkv: a scheduled timer's key is not in its table")
-		}
-		if s.t == r && s.hash.Load() == h {
-			return s
-		}
-	}
-}
+// home is the first slot a probe for tag looks at.
+func (t *table) home(tag uint32) uint32 { return tag & t.mask }
 
 // full reports whether one more slot may not be taken without breaking the
-// quarter-nil rule.
+// quarter-empty rule.
 func (t *table) full() bool { return (t.used+1)*4 > len(t.slots)*3 }
 
-// insert (under the shard lock) stores r, whose key is absent, and returns
-// its slot. It reuses the first tomb of the probe, or takes a nil slot.
-func (t *table) insert(h uint64, r *record) *slot {
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
+// insert (under the shard lock) stores the key of tag at l, and returns its
+// slot. The key must be absent. It reuses the first tomb of the probe, or
+// takes an empty slot; the table must not be full.
+func (t *table) insert(tag uint32, l loc, r tref) *slot {
+	for i := t.home(tag); ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
-		switch s.rec.Load() {
-		case nil:
+		switch loc(s.loc.Load()) {
+		case locEmpty:
 			t.used++
-		case tomb:
+		case locTomb:
 		default:
 			continue
 		}
-		s.hash.Store(h)
-		s.rec.Store(r) // publishes the record (and the hash before it)
+		s.meta.Store(uint64(tag)<<32 | uint64(r))
+		s.loc.Store(uint64(l)) // publishes the slot (and meta before it)
 		t.live++
 		return s
 	}
 }
 
-// remove (under the shard lock) removes s's record; s.t must be 0. The
-// slot becomes a tomb, or nil when the next slot is nil (no probe that
-// reaches it can go further), and so do the tombs just before it.
+// remove (under the shard lock) empties s. The slot becomes a tomb, or
+// empty when the next slot is empty (no probe that reaches it can go
+// further), and so do the tombs just before it.
 func (t *table) remove(s *slot) {
 	t.live--
-	i := uint64(uintptr(unsafe.Pointer(s))-uintptr(unsafe.Pointer(&t.slots[0]))) / uint64(unsafe.Sizeof(slot{}))
-	if i >= uint64(len(t.slots)) || &t.slots[i] != s {
+	i := uint32((uintptr(unsafe.Pointer(s)) - uintptr(unsafe.Pointer(&t.slots[0]))) / unsafe.Sizeof(slot{}))
+	if i > t.mask || &t.slots[i] != s {
 		panic("shardkv: remove of a slot of another table")
 	}
-	if t.slots[(i+1)&t.mask].rec.Load() != nil {
-		s.rec.Store(tomb)
+	s.meta.Store(s.meta.Load() &^ 0xffffffff) // no timer
+	if loc(t.slots[(i+1)&t.mask].loc.Load()) != locEmpty {
+		s.loc.Store(uint64(locTomb))
 		return
 	}
 	// A probe for any key passes i only if it would go on to i+1, which is
-	// nil and ends it: i may end it too. Then the same holds for a tomb at
-	// i-1, and so on back.
+	// empty and ends it: i may end it too. Then the same holds for a tomb
+	// at i-1, and so on back.
 	for {
-		t.slots[i].rec.Store(nil)
+		t.slots[i].loc.Store(uint64(locEmpty))
 		t.used--
 		i = (i - 1) & t.mask
-		if t.slots[i].rec.Load() != tomb {
+		if loc(t.slots[i].loc.Load()) != locTomb {
 			return
 		}
 	}
 }
 
-// grown returns a table holding t's live records with room for at least
-// one more, sized so that they fill between 1/4 and 1/2 of it. Tombs are
-// dropped.
-func (t *table) grown() *table {
-	n := 8
-	for n < (t.live+1)*2 {
-		n *= 2
-	}
-	nt := &table{mask: uint64(n - 1), slots: make([]slot, n), live: t.live, used: t.live}
+// copyInto (under the shard lock) inserts every live slot of t whose tag
+// keep accepts into nt, with its timer.
+func (t *table) copyInto(nt *table, keep func(tag uint32) bool) {
 	for i := range t.slots {
 		s := &t.slots[i]
-		r := s.rec.Load()
-		if r == nil || r == tomb {
+		l := loc(s.loc.Load())
+		if l == locEmpty || l == locTomb {
 			continue
 		}
-		h := s.hash.Load()
-		j := h & nt.mask
-		for nt.slots[j].rec.Load() != nil {
+		m := s.meta.Load()
+		tag := uint32(m >> 32)
+		if keep != nil && !keep(tag) {
+			continue
+		}
+		j := nt.home(tag)
+		for loc(nt.slots[j].loc.Load()) != locEmpty {
 			j = (j + 1) & nt.mask
 		}
 		d := &nt.slots[j]
-		d.hash.Store(h)
-		d.rec.Store(r)
-		d.t = s.t
+		d.meta.Store(m)
+		d.loc.Store(uint64(l))
+		nt.live++
+		nt.used++
 	}
-	return nt
 }
 
-// each calls fn with every live record (expired or not) of t.
-func (t *table) each(fn func(*record)) {
-	for i := range t.slots {
-		if r := t.slots[i].rec.Load(); r != nil && r != tomb {
-			fn(r)
+// directory is a shard's index: 1<<depth entries, each naming the table for
+// the hashes whose depth bits below the shard's bits are its number. A table
+// of depth d < depth fills 1<<(depth-d) consecutive entries. It is
+// immutable once published; the shard publishes a new one when a table is
+// split, grown or rebuilt.
+type directory struct {
+	tables []*table
+	depth  uint8
+	sbits  uint8 // the shard-number bits at the top of the hash
+}
+
+// maxDepth is the deepest a directory goes: its bits and the home-slot bits
+// must not overlap in the tag. Past it a table grows beyond maxTableSlots
+// instead of splitting (a shard then holds over 2^(22-sbits) * 768 keys:
+// about 50M with the 64 shards of a small machine).
+func (d *directory) maxDepth() uint8 { return 32 - posBits - d.sbits }
+
+// index is the number of the entry for tag.
+func (d *directory) index(tag uint32) uint32 {
+	return tag << d.sbits >> (32 - uint32(d.depth)) // 0 when depth is 0 (a shift by 32 is 0)
+}
+
+// table returns the table for tag.
+func (d *directory) table(tag uint32) *table { return d.tables[d.index(tag)] }
+
+func newDirectory(sbits uint8) *directory {
+	return &directory{tables: []*table{newTable(minTableSlots, 0)}, sbits: sbits}
+}
+
+// each calls fn with every table once.
+func (d *directory) each(fn func(*table)) {
+	for i := 0; i < len(d.tables); {
+		t := d.tables[i]
+		fn(t)
+		i += 1 << (d.depth - t.depth)
+	}
+}
+
+// makeRoom (under the shard lock) returns a directory in which the table
+// for tag can take one more slot: the same one if it is not full, else one
+// in which that table has been rebuilt without its tombs, grown, or split.
+// It copies at most one table's slots (and, when it doubles the directory,
+// its entries).
+func (d *directory) makeRoom(tag uint32) *directory {
+	i := d.index(tag)
+	t := d.tables[i]
+	if !t.full() {
+		return d
+	}
+	n := len(t.slots)
+	switch {
+	case t.live*8 < n*3: // mostly tombs: rebuild at the same size
+	case n < maxTableSlots || t.depth >= d.maxDepth() || !d.splits(t):
+		// Small, as deep as it may go, or with keys a split would not
+		// part (hashes that agree on far more bits than chance allows):
+		// grow. Only the last two can make a table exceed maxTableSlots.
+		n *= 2
+	default:
+		return d.split(i)
+	}
+	nt := newTable(n, t.depth)
+	t.copyInto(nt, nil)
+	return d.replace(t, nt, nil)
+}
+
+// replace returns a copy of d in which the entries of old name nt, or, if
+// hi is not nil, the lower half of them nt and the upper half hi.
+func (d *directory) replace(old, nt, hi *table) *directory {
+	nd := &directory{tables: make([]*table, len(d.tables)), depth: d.depth, sbits: d.sbits}
+	copy(nd.tables, d.tables)
+	span := 1 << (d.depth - old.depth)
+	first := 0
+	for first < len(d.tables) && d.tables[first] != old {
+		first += 1 << (d.depth - d.tables[first].depth)
+	}
+	for k := range span {
+		if hi != nil && k >= span/2 {
+			nd.tables[first+k] = hi
+		} else {
+			nd.tables[first+k] = nt
 		}
 	}
+	return nd
+}
+
+// splitBit is the tag bit that parts the halves when t is split: the first
+// below the t.depth bits its keys share, counting from under the shard bits.
+func (d *directory) splitBit(t *table) uint32 {
+	return uint32(1) << (31 - uint32(d.sbits) - uint32(t.depth))
+}
+
+// splits reports whether splitting t leaves at least an eighth of its keys
+// on each side, so that both halves have room.
+func (d *directory) splits(t *table) bool {
+	bit, hi := d.splitBit(t), 0
+	for i := range t.slots {
+		s := &t.slots[i]
+		if l := loc(s.loc.Load()); l != locEmpty && l != locTomb && s.tag()&bit != 0 {
+			hi++
+		}
+	}
+	return min(hi, t.live-hi) >= t.live/8
+}
+
+// split returns a directory in which the table of entry i is replaced by
+// two tables one bit deeper, doubling the directory first if the table is
+// as deep as it.
+func (d *directory) split(i uint32) *directory {
+	t := d.tables[i]
+	if t.depth == d.depth {
+		nd := &directory{tables: make([]*table, 2*len(d.tables)), depth: d.depth + 1, sbits: d.sbits}
+		for k, tk := range d.tables {
+			nd.tables[2*k], nd.tables[2*k+1] = tk, tk
+		}
+		d = nd
+	}
+	bit := d.splitBit(t)
+	lo, hi := newTable(maxTableSlots, t.depth+1), newTable(maxTableSlots, t.depth+1)
+	t.copyInto(lo, func(tag uint32) bool { return tag&bit == 0 })
+	t.copyInto(hi, func(tag uint32) bool { return tag&bit != 0 })
+	return d.replace(t, lo, hi)
 }

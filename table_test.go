@@ -3,6 +3,7 @@ package shardkv
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,16 +11,19 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// tableHarness drives one shard's table the way the store does (under the
-// shard lock), with a map as the model. Every put writes a value no earlier
-// put wrote (a counter), so a replace that kept the old record, or found
-// another key's, is caught by comparing values with the model.
+// tableHarness drives one shard's index and arena the way the store does
+// (under the shard lock), with a map as the model. Every put writes a value
+// no earlier put wrote (a counter), so a replace that kept the old record,
+// or found another key's, is caught by comparing values with the model.
+// Values vary in length (up to vmax bytes), so records straddle chunks and
+// compaction moves them.
 type tableHarness struct {
 	t     *testing.T
 	sh    shard
 	model map[string]modelEntry
 	hash  func(string) uint64
 	puts  int // values written so far
+	vmax  int
 }
 
 // modelEntry is what the model holds for a key: its hash and the value of
@@ -30,8 +34,8 @@ type modelEntry struct {
 }
 
 func newTableHarness(t *testing.T, hash func(string) uint64) *tableHarness {
-	h := &tableHarness{t: t, model: map[string]modelEntry{}, hash: hash}
-	h.sh.init()
+	h := &tableHarness{t: t, model: map[string]modelEntry{}, hash: hash, vmax: 64}
+	h.sh.init(0, hash)
 	return h
 }
 
@@ -41,98 +45,123 @@ func (h *tableHarness) put(key string) {
 	hv := h.hash(key)
 	h.puts++
 	v := fmt.Sprint("v", h.puts, ":", key) // distinct from every earlier value
-	r := newRecord(key, v, noDeadline)
-	if s, _ := h.sh.tab.Load().probe(key, hv); s != nil {
-		h.sh.replace(s, r)
-	} else {
-		h.sh.insert(hv, r)
-	}
+	v += strings.Repeat("x", h.puts%(h.vmax+1))
+	s, old := h.sh.find(key, hv)
+	storeRecord(&h.sh, s, old, key, hv, v, noDeadline)
+	h.sh.compact()
 	h.model[key] = modelEntry{hv, v}
 }
 
 func (h *tableHarness) del(key string) {
 	h.sh.mu.Lock()
 	defer h.sh.mu.Unlock()
-	if s, _ := h.sh.tab.Load().probe(key, h.hash(key)); s != nil {
-		h.sh.tab.Load().remove(s)
+	if s, e := h.sh.find(key, h.hash(key)); s != nil {
+		h.sh.remove(s, e)
+		h.sh.compact()
 	}
 	delete(h.model, key)
 }
 
-// check compares the table with the model: every key found with the record
-// of its last put (its value), absent keys missing, the counts right, and the quarter of nil
-// slots that ends every probe kept.
+// check compares the shard with the model: every key found, by the
+// lock-free get and by the writers' find, with the record of its last put
+// (its value); absent keys missing; the counts right; the quarter of empty
+// slots that ends every probe kept in every table; and the arena's live
+// bytes those of the model's records.
 func (h *tableHarness) check(absent []string) {
 	h.t.Helper()
-	t := h.sh.tab.Load()
+	liveBytes := 0
 	for k, m := range h.model {
-		_, r := t.probe(k, m.hash)
-		if r == nil {
+		e, ok := h.sh.get(k, m.hash)
+		if !ok {
 			h.t.Fatalf("%q: missing", k)
 		}
-		if r.key() != k || r.value() != m.value {
-			h.t.Fatalf("%q: found key %q with value %q, want the last put's %q", k, r.key(), r.value(), m.value)
+		if e.key != k || e.value != m.value {
+			h.t.Fatalf("%q: found key %q with value %q, want the last put's %q", k, e.key, e.value, m.value)
 		}
+		if s, fe := h.sh.find(k, m.hash); s == nil || fe != e {
+			h.t.Fatalf("%q: find gives %v %+v, get %+v", k, s, fe, e)
+		}
+		liveBytes += e.size
 	}
 	for _, k := range absent {
 		if _, ok := h.model[k]; ok {
 			continue
 		}
-		if _, r := t.probe(k, h.hash(k)); r != nil {
+		if _, ok := h.sh.get(k, h.hash(k)); ok {
 			h.t.Fatalf("%q found after its delete", k)
 		}
 	}
-	live, used := 0, 0
-	for i := range t.slots {
-		switch t.slots[i].rec.Load() {
-		case nil:
-		case tomb:
-			used++
-		default:
-			live++
-			used++
+	live := 0
+	h.sh.tab.Load().each(func(t *table) {
+		tl, used := 0, 0
+		for i := range t.slots {
+			switch loc(t.slots[i].loc.Load()) {
+			case locEmpty:
+			case locTomb:
+				used++
+			default:
+				tl++
+				used++
+			}
 		}
+		if tl != t.live || used != t.used {
+			h.t.Fatalf("table: live %d used %d, it says %d %d", tl, used, t.live, t.used)
+		}
+		if used*4 > len(t.slots)*3 {
+			h.t.Fatalf("%d of %d slots used: fewer than a quarter empty", used, len(t.slots))
+		}
+		live += tl
+	})
+	if live != len(h.model) {
+		h.t.Fatalf("%d live slots, model has %d keys", live, len(h.model))
 	}
-	if live != t.live || used != t.used || live != len(h.model) {
-		h.t.Fatalf("live %d used %d, table says %d %d, model %d", live, used, t.live, t.used, len(h.model))
-	}
-	if t != emptyTable && used*4 > len(t.slots)*3 {
-		h.t.Fatalf("%d of %d slots used: fewer than a quarter nil", used, len(t.slots))
+	if a := &h.sh.a; a.live != liveBytes || a.used < a.live || a.held < a.used {
+		h.t.Fatalf("arena: live %d used %d held %d, the model's records take %d", a.live, a.used, a.held, liveBytes)
 	}
 }
 
+// testHashes are the hash functions the table tests run with. The index
+// uses a hash's top 32 bits (the tag: its low 10 bits pick the home slot,
+// the bits above them the table), so the skewed ones skew those.
+var testHashes = []struct {
+	name string
+	fn   func(string) uint64
+}{
+	{"xxhash", xxhashString},
+	// Four home slots for every key: long probe chains, tombs in the
+	// middle of them, and the backward clean-up of remove.
+	{"clustered", func(k string) uint64 { return xxhashString(k) &^ (0x3fc << 32) }},
+	// Every key the same hash: probes must compare the keys, and a table
+	// that cannot split must grow.
+	{"one-hash", func(string) uint64 { return 42 << 32 }},
+}
+
 func TestTableAgainstModel(t *testing.T) {
-	hashes := []struct {
-		name string
-		fn   func(string) uint64
-	}{
-		{"xxhash", func(k string) uint64 { return xxhashString(k) }},
-		// Four home slots for every key: long probe chains, tombs in the
-		// middle of them, and the backward clean-up of remove.
-		{"clustered", func(k string) uint64 { return xxhashString(k) & 3 }},
-		// Every key the same hash: probes must compare the keys.
-		{"one-hash", func(string) uint64 { return 42 }},
-	}
-	for _, hc := range hashes {
+	for _, hc := range testHashes {
 		for seed := range uint64(3) {
 			t.Run(fmt.Sprintf("%s/seed=%d", hc.name, seed), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, 7))
 				h := newTableHarness(t, hc.fn)
-				keys := make([]string, 200)
+				nkeys := 3000 // enough for splits (768 keys fill a table)
+				if hc.name == "one-hash" {
+					nkeys = 300 // every probe compares every key
+				}
+				keys := make([]string, nkeys)
 				for i := range keys {
 					keys[i] = fmt.Sprint("key", i)
 				}
-				for step := range 5000 {
+				for step := range 20000 {
 					k := keys[rng.IntN(len(keys))]
 					if rng.IntN(3) == 0 {
 						h.del(k)
 					} else {
 						h.put(k)
 					}
-					if step%50 == 0 {
+					if step%1000 == 0 {
 						h.check(keys)
 					}
 				}
+				h.check(keys)
 				for _, k := range keys {
 					h.del(k)
 				}
@@ -142,8 +171,37 @@ func TestTableAgainstModel(t *testing.T) {
 	}
 }
 
-// TestRecordEdges: empty keys and values, and values long enough to need a
-// large allocation, come back as they went in.
+// TestTableSplitsBoundTheWork fills one shard with 100k keys and checks the
+// shape extendible hashing promises: no table past maxTableSlots (so no
+// insert copied more), every table at least an eighth full, and a directory
+// no deeper than the keys call for.
+func TestTableSplitsBoundTheWork(t *testing.T) {
+	h := newTableHarness(t, xxhashString)
+	h.vmax = 0
+	const n = 100_000
+	for i := range n {
+		h.put(fmt.Sprint("key", i))
+	}
+	d := h.sh.tab.Load()
+	tables := 0
+	d.each(func(tb *table) {
+		tables++
+		if len(tb.slots) > maxTableSlots {
+			t.Fatalf("a table of %d slots", len(tb.slots))
+		}
+		if tb.live*8 < len(tb.slots) {
+			t.Fatalf("a table of %d slots holds only %d keys", len(tb.slots), tb.live)
+		}
+	})
+	if min := n / (maxTableSlots * 3 / 4); tables < min || d.depth > 12 {
+		t.Fatalf("%d tables at depth %d for %d keys (at least %d tables, depth at most 12)", tables, d.depth, n, min)
+	}
+	h.check(nil)
+}
+
+// TestRecordEdges: empty keys and values, lengths at the uvarint
+// boundaries, and deadlines come back as they went in, in chunks of every
+// kind (a record past largeRecord gets its own).
 func TestRecordEdges(t *testing.T) {
 	long := make([]byte, 1<<20)
 	for i := range long {
@@ -157,115 +215,126 @@ func TestRecordEdges(t *testing.T) {
 		{"", nil, noDeadline},
 		{"k", nil, 0},
 		{"", []byte("v"), 5},
-		{"key", long, 1 << 40},
+		{strings.Repeat("k", 127), long[:128], 1<<63 - 1},
+		{strings.Repeat("k", 128), long[:16383], noDeadline},
+		{"key", long[:16384], 1 << 40},
+		{"big", long, 1 << 40},
 	}
+	var sh shard
+	sh.init(0, xxhashString)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	for _, tc := range tests {
-		r := newRecord(tc.key, tc.value, tc.when)
-		if r.key() != tc.key || r.value() != string(tc.value) || r.when != tc.when {
-			t.Fatalf("record of %q: key %q, %d value bytes, when %d", tc.key, r.key(), len(r.value()), r.when)
+		if n := recordSize(len(tc.key), len(tc.value), tc.when); n <= 0 {
+			t.Fatalf("record size %d", n)
+		}
+		l, size := appendRecord(&sh, tc.key, tc.value, tc.when)
+		e := readRecord(sh.chunks.Load().at(l).b, l.off())
+		if e.key != tc.key || e.value != string(tc.value) || e.when != tc.when || e.size != size {
+			t.Fatalf("record of %q: key %q, %d value bytes, when %d, size %d (want %d)", tc.key, e.key, len(e.value), e.when, e.size, size)
 		}
 	}
 }
 
-// TestTableReadersNeverMissAStableKey runs lock-free probes of keys that are
+// TestTableReadersNeverMissAStableKey runs lock-free gets of keys that are
 // always present while a writer churns other keys around them: inserts into
-// tombs, removes that turn tombs back to nil, overwrites and growth (a new
-// table published under the readers). A reader may see an old record of a
-// stable key, never a miss and never another key's record. Run it with
-// -race: the race detector checks the publication order.
+// tombs, removes that turn tombs back to empty, overwrites, rebuilds,
+// splits (new tables published under the readers) and compaction (records
+// moved, chunks dropped). A reader may see an old value of a stable key,
+// never a miss and never another key's record. Run it with -race: the race
+// detector checks the publication order.
 func TestTableReadersNeverMissAStableKey(t *testing.T) {
-	var sh shard
-	sh.init()
-	hash := func(k string) uint64 { return xxhashString(k) & 7 } // long shared chains
-	// Churn keys first, so that the stable keys sit behind them in the
-	// shared chains, and the churn's tombs (and tombs turned back to nil)
-	// lie between the stable keys and their home slots.
-	for i := range 150 {
-		k := fmt.Sprint("churn", i)
-		sh.insert(hash(k), newRecord(k, "y", noDeadline))
-	}
-	stable := make([]string, 16)
-	for i := range stable {
-		stable[i] = fmt.Sprint("stable", i)
-		sh.insert(hash(stable[i]), newRecord(stable[i], stable[i], noDeadline))
-	}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for g := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				k := stable[(i+g)%len(stable)]
-				_, r := sh.tab.Load().probe(k, hash(k))
-				if r == nil || r.key() != k || r.value() != k {
-					t.Errorf("stable key %q: got %v", k, r)
-					return
+	for _, hc := range testHashes[:2] {
+		t.Run(hc.name, func(t *testing.T) {
+			h := newTableHarness(t, hc.fn)
+			// Churn keys first, so that the stable keys sit behind them in
+			// the shared chains, and the churn's tombs (and tombs turned
+			// back to empty) lie between the stable keys and their homes.
+			for i := range 1500 {
+				h.put(fmt.Sprint("churn", i))
+			}
+			stable := make([]string, 16)
+			for i := range stable {
+				stable[i] = fmt.Sprint("stable", i)
+				h.put(stable[i])
+			}
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			for g := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; !stop.Load(); i++ {
+						k := stable[(i+g)%len(stable)]
+						e, ok := h.sh.get(k, hc.fn(k))
+						if !ok || e.key != k || !strings.Contains(e.value, ":"+k) {
+							t.Errorf("stable key %q: got %v %+v", k, ok, e)
+							return
+						}
+					}
+				}()
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			steps := 30000
+			if testing.Short() {
+				steps = 5000
+			}
+			for range steps {
+				k := fmt.Sprint("churn", rng.IntN(3000))
+				if rng.IntN(2) == 0 {
+					h.del(k)
+				} else {
+					h.put(k)
+				}
+				if rng.IntN(50) == 0 { // and rewrite a stable key
+					h.put(stable[rng.IntN(len(stable))])
 				}
 			}
-		}()
+			stop.Store(true)
+			wg.Wait()
+			h.check(nil)
+		})
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	steps := 20000
-	if testing.Short() {
-		steps = 5000
-	}
-	for range steps {
-		sh.mu.Lock()
-		k := fmt.Sprint("churn", rng.IntN(300))
-		hv := hash(k)
-		tab := sh.tab.Load()
-		if s, _ := tab.probe(k, hv); s != nil {
-			if rng.IntN(2) == 0 {
-				tab.remove(s)
-			} else {
-				sh.replace(s, newRecord(k, "x", noDeadline))
-			}
-		} else {
-			sh.insert(hv, newRecord(k, "y", noDeadline))
-		}
-		if rng.IntN(50) == 0 { // and rewrite a stable key in place
-			sk := stable[rng.IntN(len(stable))]
-			s, _ := sh.tab.Load().probe(sk, hash(sk))
-			sh.replace(s, newRecord(sk, sk, noDeadline))
-		}
-		sh.mu.Unlock()
-	}
-	stop.Store(true)
-	wg.Wait()
 }
 
 func xxhashString(k string) uint64 { return xxhash.Sum64String(k) }
 
-// FuzzTable drives one shard's table with the operations the input spells,
-// over a tiny key space and a hash of at most 4 bits, so that every probe
-// run is long and shared and tombs pile up; after every operation the table
-// must agree with the model (see tableHarness.check).
+// FuzzTable drives one shard's index and arena with the operations the
+// input spells, over a small key space and a hash whose tag has at most 4
+// varying home bits and 4 varying table bits, so that probe runs are long
+// and shared, tombs pile up, tables split and compaction runs; after every
+// operation the shard must agree with the model (see tableHarness.check).
 func FuzzTable(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 0x81, 0x82, 4, 5, 0x83, 6})
 	f.Add([]byte{0x0f, 0x1f, 0x2f, 0x3f, 0x8f, 0x9f, 0xaf, 0xbf})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		if len(ops) > 512 {
-			ops = ops[:512]
+		if len(ops) > 4096 {
+			ops = ops[:4096]
 		}
 		var bits byte
 		if len(ops) > 0 {
 			bits, ops = ops[0]&3, ops[1:]
 		}
-		mask := uint64(1)<<bits - 1 // 1 to 8 home slots
+		// 1 to 8 home slots; table bits from the top, so splits happen.
+		mask := (uint64(1)<<bits-1)<<32 | 0xf<<60
 		h := newTableHarness(t, func(k string) uint64 { return xxhashString(k) & mask })
-		keys := make([]string, 32)
+		h.vmax = 300
+		keys := make([]string, 1024)
 		for i := range keys {
 			keys[i] = fmt.Sprint("k", i)
 		}
-		for _, op := range ops {
-			k := keys[op&31]
-			if op&0x80 != 0 {
+		for i, op := range ops {
+			// Each byte names a key, with the next byte's help: 10 bits.
+			k := keys[(int(op)<<2|int(i%4))&1023]
+			if op&0x80 != 0 && op&0x40 != 0 {
 				h.del(k)
 			} else {
 				h.put(k)
 			}
-			h.check(keys)
+			if i%64 == 0 {
+				h.check(keys)
+			}
 		}
+		h.check(keys)
 	})
 }

@@ -1,0 +1,324 @@
+package shardkv
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"unsafe"
+)
+
+// A shard's keys and values live in its arena: a few large, pointer-free
+// byte chunks into which records are appended back to back. The table
+// holds, for each key, the record's loc (chunk number, generation, offset)
+// as a plain integer, so the garbage collector marks one object per chunk,
+// never one per entry.
+//
+// Why a lock-free reader never reads reused or half-written bytes:
+//
+//   - A record's bytes are written before the loc that names it is stored
+//     in a slot (an atomic store, a release), and a reader reads them only
+//     after loading that loc (an atomic load, an acquire). No byte of a
+//     published record is ever written again.
+//   - A chunk is never reused. Compaction copies a chunk's current records
+//     to the head chunk, points their slots at the copies, then drops the
+//     chunk from the chunk directory; a reader that still holds the chunk
+//     (a Go pointer, loaded from the directory) keeps it alive, and its
+//     bytes are still the old, unchanged records.
+//   - A chunk number is reused, but with a new generation, and a loc
+//     carries both: a reader that resolves a loc whose chunk has been
+//     dropped finds another generation (or none) under that number, and
+//     starts its lookup again from the table, which by then names the copy.
+//     A stale loc could resolve to a wrong chunk only if its number went
+//     round all 2^20 generations while one read was in progress.
+
+// loc names a record: its chunk's number in the chunk directory (the top
+// locNoBits), the generation of that number (the next locGenBits) and the
+// record's offset in the chunk (the low locOffBits).
+type loc uint64
+
+const (
+	locEmpty loc = 0 // a slot never used: probes end here
+	locTomb  loc = 1 // a slot whose key was removed: probes go past it
+
+	locOffBits = 24
+	locGenBits = 20
+	locNoBits  = 64 - locOffBits - locGenBits
+
+	maxChunkNo = 1<<locNoBits - 1
+	genMask    = 1<<locGenBits - 1
+)
+
+// Generations start at 1, so no real loc is locEmpty or locTomb.
+func makeLoc(no, gen uint32, off int) loc {
+	return loc(uint64(no)<<(locOffBits+locGenBits) | uint64(gen)<<locOffBits | uint64(off))
+}
+
+func (l loc) no() uint32  { return uint32(l >> (locOffBits + locGenBits)) }
+func (l loc) gen() uint32 { return uint32(l>>locOffBits) & genMask }
+func (l loc) off() int    { return int(l & (1<<locOffBits - 1)) }
+
+// Chunk sizes. A shard's chunks grow with the bytes it holds, from
+// minChunk to maxChunk (so a small store stays small and a large one has
+// few chunks); a record larger than largeRecord gets a chunk of its own,
+// which compaction never copies.
+const (
+	minChunk    = 16 << 10
+	maxChunk    = 1 << 20 // offsets fit in locOffBits
+	largeRecord = maxChunk / 4
+
+	// garbageAllowance is the garbage a shard may hold before compaction
+	// starts, whatever its size.
+	garbageAllowance = 64 << 10
+)
+
+// chunk is one block of records. Its bytes up to used are published
+// records, immutable; the rest is written only by appends, under the shard
+// lock, before the locs of what is appended are published.
+type chunk struct {
+	b     []byte
+	no    uint32 // its number in the chunk directory
+	gen   uint32 // that number's generation when the chunk was made
+	used  int    // bytes appended; under the shard lock
+	large bool   // holds one large record
+}
+
+// chunkDir maps chunk numbers to chunks. It is immutable once published:
+// the shard publishes a new one when it adds or drops a chunk.
+type chunkDir struct {
+	chunks []*chunk // by number; nil: free
+}
+
+var emptyChunkDir = &chunkDir{}
+
+// at returns the chunk l names, or nil if that chunk has been dropped.
+func (d *chunkDir) at(l loc) *chunk {
+	no := l.no()
+	if no >= uint32(len(d.chunks)) {
+		return nil
+	}
+	c := d.chunks[no]
+	if c == nil || c.gen != l.gen() {
+		return nil
+	}
+	return c
+}
+
+// A record is a flags byte, the key's and the value's lengths as uvarints,
+// the deadline (8 bytes, little-endian) if the flags say it has one, then
+// the key's bytes and the value's.
+const recHasDeadline = 1
+
+// entry is a record as read from its chunk. key and value share the chunk's
+// memory, which is never written again: they are good for as long as they
+// are referenced, but hold the whole chunk alive, so nothing that outlives
+// a call is handed to a caller without a copy.
+type entry struct {
+	key, value string
+	when       int64 // the deadline in store-clock nanoseconds; noDeadline: none
+	size       int   // the record's bytes in its chunk
+}
+
+// noDeadline is an entry's when for a key without a TTL.
+const noDeadline = int64(-1)
+
+// maxRecordLen is the longest key or value a store accepts; the value-size
+// limit is clamped to it and longer keys refused.
+const maxRecordLen = int64(math.MaxUint32)
+
+// expired reports whether e has a deadline at or before now.
+func (e *entry) expired(now int64) bool { return e.when >= 0 && now >= e.when }
+
+func uvarintLen(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
+
+// recordSize is the size of the record of a key of klen bytes and a value of
+// vlen bytes, with or without a deadline.
+func recordSize(klen, vlen int, when int64) int {
+	n := 1 + uvarintLen(klen) + uvarintLen(vlen) + klen + vlen
+	if when >= 0 {
+		n += 8
+	}
+	return n
+}
+
+// putRecord writes the record of key, v and when at the start of b, which
+// has room for exactly recordSize bytes.
+func putRecord[V string | []byte](b []byte, key string, v V, when int64) {
+	flags := byte(0)
+	if when >= 0 {
+		flags = recHasDeadline
+	}
+	b[0] = flags
+	i := 1 + binary.PutUvarint(b[1:], uint64(len(key)))
+	i += binary.PutUvarint(b[i:], uint64(len(v)))
+	if when >= 0 {
+		binary.LittleEndian.PutUint64(b[i:], uint64(when))
+		i += 8
+	}
+	i += copy(b[i:], key)
+	copy(b[i:], v)
+}
+
+// readRecord decodes the record at off in b.
+func readRecord(b []byte, off int) entry {
+	p := b[off:]
+	flags := p[0]
+	klen, n := binary.Uvarint(p[1:])
+	i := 1 + n
+	vlen, n := binary.Uvarint(p[i:])
+	i += n
+	e := entry{when: noDeadline}
+	if flags&recHasDeadline != 0 {
+		e.when = int64(binary.LittleEndian.Uint64(p[i:]))
+		i += 8
+	}
+	if klen > 0 {
+		e.key = unsafe.String(&p[i], int(klen))
+	}
+	i += int(klen)
+	if vlen > 0 {
+		e.value = unsafe.String(&p[i], int(vlen))
+	}
+	e.size = i + int(vlen)
+	return e
+}
+
+// arena is the writers' side of a shard's chunks: which exist, in what
+// order, and how many of their bytes are still current. Everything in it is
+// under the shard lock; readers see only the published chunkDir.
+type arena struct {
+	dir   *chunkDir // the published directory (also in shard.chunks)
+	head  *chunk    // where small records are appended; nil before the first
+	order []*chunk  // every chunk, oldest first: the order compaction cleans in
+	free  []uint32  // chunk numbers not in use
+	gens  []uint32  // each number's latest generation
+	used  int       // bytes appended to the chunks held, garbage included
+	held  int       // the chunks' capacity
+	live  int       // bytes of the records slots point to
+	clean int       // compaction's cursor in order[0]
+	debt  int       // bytes of cleaning owed by writes (see shard.compact)
+}
+
+// chunkSize is the size of a new shared chunk: a sixteenth of what the
+// shard holds, within [minChunk, maxChunk], so that the chunk being filled
+// and the one being cleaned are a small part of the shard.
+func (a *arena) chunkSize() int {
+	n := minChunk
+	for n < maxChunk && n < a.held/16 {
+		n *= 2
+	}
+	return n
+}
+
+// reserve returns room for a record of n bytes: the chunk and offset it
+// goes at. A new chunk it needs is published (in the returned directory,
+// which the caller stores in shard.chunks) before any loc names it.
+func (a *arena) reserve(n int) (c *chunk, off int, published *chunkDir) {
+	if n > largeRecord {
+		c = a.newChunk(n, true)
+		c.used = n
+		return c, 0, a.dir
+	}
+	if a.head == nil || a.head.used+n > len(a.head.b) {
+		a.seal()
+		size := a.chunkSize()
+		for size < n { // n <= largeRecord < maxChunk
+			size *= 2
+		}
+		a.head = a.newChunk(size, false)
+	}
+	c = a.head
+	off = c.used
+	c.used += n
+	a.used += n
+	return c, off, a.dir
+}
+
+// seal retires the head chunk from appends. Its unfilled tail counts as
+// garbage from then on (in used), so compaction pays for it like any other.
+func (a *arena) seal() {
+	if a.head != nil {
+		a.used += len(a.head.b) - a.head.used
+		a.head = nil
+	}
+}
+
+// newChunk makes a chunk of size bytes, gives it a number and a new
+// generation, and publishes a directory that holds it.
+func (a *arena) newChunk(size int, large bool) *chunk {
+	var no uint32
+	if k := len(a.free); k > 0 {
+		no = a.free[k-1]
+		a.free = a.free[:k-1]
+	} else {
+		if len(a.gens) > maxChunkNo {
+			panic("shardkv: a shard has more than 2^20 chunks")
+		}
+		no = uint32(len(a.gens))
+		a.gens = append(a.gens, 0)
+	}
+	gen := a.gens[no]%genMask + 1 // 1..genMask: never 0, so no loc is empty or a tomb
+	a.gens[no] = gen
+	c := &chunk{b: make([]byte, size), no: no, gen: gen, large: large}
+	if large {
+		a.used += size
+	}
+	a.held += size
+	a.order = append(a.order, c)
+	a.publish(no, c)
+	return c
+}
+
+// publish makes a new directory in which number no names c (nil: free).
+// It copies one pointer per chunk number: a shard has a few dozen chunks
+// at most (they grow to maxChunk with the shard), so this is cheap.
+func (a *arena) publish(no uint32, c *chunk) {
+	chunks := make([]*chunk, len(a.gens))
+	copy(chunks, a.dir.chunks)
+	chunks[no] = c
+	a.dir = &chunkDir{chunks: chunks}
+}
+
+// drop removes the oldest chunk, whose records are all garbage or copied.
+func (a *arena) drop() {
+	c := a.order[0]
+	copy(a.order, a.order[1:])
+	a.order[len(a.order)-1] = nil
+	a.order = a.order[:len(a.order)-1]
+	a.clean = 0
+	a.held -= len(c.b)
+	if c == a.head {
+		a.used -= c.used
+		a.head = nil
+	} else {
+		a.used -= len(c.b) // its records and its sealed tail
+	}
+	a.free = append(a.free, c.no)
+	a.publish(c.no, nil)
+}
+
+// rotate moves the oldest chunk, a large one whose record is current, to
+// the back of the order without copying it.
+func (a *arena) rotate() {
+	c := a.order[0]
+	copy(a.order, a.order[1:])
+	a.order[len(a.order)-1] = c
+	a.clean = 0
+}
+
+// reset drops every chunk.
+func (a *arena) reset() {
+	*a = arena{dir: emptyChunkDir, gens: a.gens}
+	// The numbers' generations are kept, so a loc read before the reset
+	// never resolves to a chunk made after it.
+	for i := range a.gens {
+		a.free = append(a.free, uint32(len(a.gens)-1-i))
+	}
+}
+
+// overfull reports whether the shard holds enough garbage that writes
+// should pay for cleaning: more than 5/8 of the live bytes (so that with
+// the cleaning rate of shard.compact, what is held stays within twice the
+// live bytes), beyond a fixed allowance.
+func (a *arena) overfull() bool {
+	return a.used-a.live > a.live*5/8+garbageAllowance && len(a.order) > 1
+}

@@ -1,0 +1,143 @@
+package shardkv
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkArenaBound asserts the compaction bound: the bytes a shard's chunks
+// hold stay within twice its live bytes, plus a fixed allowance (the
+// garbage allowed before cleaning starts, one cleaning step, and the
+// unfilled rest of the head chunk).
+func checkArenaBound(t *testing.T, what string, a *arena) {
+	t.Helper()
+	if a.used > 2*a.live+garbageAllowance+compactStep+largeRecord {
+		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)", what, a.used, a.live, a.held, len(a.order))
+	}
+	headRoom := 0
+	if a.head != nil {
+		headRoom = len(a.head.b) - a.head.used
+	}
+	if a.held-a.used != headRoom { // used counts sealed chunks' tails
+		t.Fatalf("%s: %d bytes held, %d used, but the head has %d free", what, a.held, a.used, headRoom)
+	}
+}
+
+// TestCompactionBoundsMemory churns one shard in the ways a store is
+// churned (uniform overwrites with values of changing size, a few hot keys
+// over a static majority, deletes of most keys, everything deleted) and
+// checks the bound after every few hundred operations, not only at the end.
+func TestCompactionBoundsMemory(t *testing.T) {
+	const keys = 20000
+	phases := []struct {
+		name string
+		ops  int
+		op   func(h *tableHarness, rng *rand.Rand)
+	}{
+		{"uniform overwrites", 200000, func(h *tableHarness, rng *rand.Rand) {
+			h.put(fmt.Sprint("key", rng.IntN(keys)))
+		}},
+		{"hot keys over static ones", 200000, func(h *tableHarness, rng *rand.Rand) {
+			h.put(fmt.Sprint("key", rng.IntN(50)))
+		}},
+		{"deletes", keys * 9 / 10, func(h *tableHarness, rng *rand.Rand) {
+			h.del(fmt.Sprint("key", rng.IntN(keys)))
+		}},
+		{"deletes of the rest", keys, func(h *tableHarness, rng *rand.Rand) {
+			for k := range h.model {
+				h.del(k)
+				return
+			}
+		}},
+	}
+	h := newTableHarness(t, xxhashString)
+	h.vmax = 200
+	for i := range keys {
+		h.put(fmt.Sprint("key", i))
+	}
+	checkArenaBound(t, "fill", &h.sh.a)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, p := range phases {
+		for i := range p.ops {
+			p.op(h, rng)
+			if i%500 == 0 {
+				checkArenaBound(t, p.name, &h.sh.a)
+			}
+		}
+		checkArenaBound(t, p.name, &h.sh.a)
+		h.check(nil)
+	}
+	if a := &h.sh.a; a.live != 0 || a.held > garbageAllowance+compactStep+maxChunk {
+		t.Fatalf("empty shard: live %d, %d bytes held in %d chunks", a.live, a.held, len(a.order))
+	}
+}
+
+// TestCompactionUnderExpiry: a store whose keys all expire and are
+// reclaimed by the reaper ends holding little, and large values (their own
+// chunks) are dropped when overwritten, never copied.
+func TestCompactionUnderExpiry(t *testing.T) {
+	s := New(WithShards(1), WithMaxKeys(1<<20))
+	defer s.Close()
+	v := []byte(strings.Repeat("v", 100))
+	big := make([]byte, largeRecord+1)
+	for round := range 5 {
+		for i := range 5000 {
+			if err := s.SetWithTTL(fmt.Sprint("k", i), v, time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Set("big", big); err != nil { // overwritten each round
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for s.Len() > 1 && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if s.Len() != 1 {
+			t.Fatalf("round %d: %d keys left after their TTLs", round, s.Len())
+		}
+		sh := &s.s.shards[0]
+		sh.mu.Lock()
+		a := sh.a // a copy, so that a failure does not leave the lock held
+		sh.mu.Unlock()
+		checkArenaBound(t, fmt.Sprint("round ", round), &a)
+	}
+}
+
+// TestIndexIsPointerFree: the types the index, the arena and the wheel keep
+// one of per entry (slots, records' bytes, timers) hold no Go pointers, so
+// the garbage collector marks one object per table, chunk or timer page,
+// never one per entry. A field with a pointer added to any of them fails
+// here before it brings the GC cost back.
+func TestIndexIsPointerFree(t *testing.T) {
+	for _, v := range []any{slot{}, timer{}, [timerPage]timer{}, wheelLevel{}, loc(0), tref(0)} {
+		if typ := reflect.TypeOf(v); hasPointers(typ) {
+			t.Errorf("%v holds pointers", typ)
+		}
+	}
+	// A table's slots and a chunk's bytes are one pointer-free array each.
+	if hasPointers(reflect.TypeOf(table{}.slots).Elem()) || hasPointers(reflect.TypeOf(chunk{}.b).Elem()) {
+		t.Error("table slots or chunk bytes hold pointers")
+	}
+}
+
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Map, reflect.Chan, reflect.Func,
+		reflect.Interface, reflect.Slice, reflect.String:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
