@@ -79,7 +79,18 @@ type chunk struct {
 	no    uint32 // its number in the chunk directory
 	gen   uint32 // that number's generation when the chunk was made
 	used  int    // bytes appended; under the shard lock
+	live  int    // bytes of the records slots point to; under the shard lock
+	at    int    // its index in arena.chunks; under the shard lock
 	large bool   // holds one large record
+}
+
+// garbage is how many of c's bytes compaction would free: all but the live
+// ones, the unfilled tail included once c is sealed (no longer the head).
+func (c *chunk) garbage(head *chunk) int {
+	if c == head {
+		return c.used - c.live
+	}
+	return len(c.b) - c.live
 }
 
 // chunkDir maps chunk numbers to chunks. It is immutable once published:
@@ -115,7 +126,9 @@ const recHasDeadline = 1
 type entry struct {
 	key, value string
 	when       int64 // the deadline in store-clock nanoseconds; noDeadline: none
-	size       int   // the record's bytes in its chunk
+	size       int    // the record's bytes in its chunk
+	l          loc    // where it is
+	c          *chunk // the chunk it is in
 }
 
 // noDeadline is an entry's when for a key without a TTL.
@@ -162,10 +175,17 @@ func putRecord[V string | []byte](b []byte, key string, v V, when int64) {
 func readRecord(b []byte, off int) entry {
 	p := b[off:]
 	flags := p[0]
-	klen, n := binary.Uvarint(p[1:])
-	i := 1 + n
-	vlen, n := binary.Uvarint(p[i:])
-	i += n
+	var klen, vlen uint64
+	var i int
+	if k, v := p[1], p[2]; k < 0x80 && v < 0x80 { // short key and value: one byte each
+		klen, vlen, i = uint64(k), uint64(v), 3
+	} else {
+		var n int
+		klen, n = binary.Uvarint(p[1:])
+		i = 1 + n
+		vlen, n = binary.Uvarint(p[i:])
+		i += n
+	}
 	e := entry{when: noDeadline}
 	if flags&recHasDeadline != 0 {
 		e.when = int64(binary.LittleEndian.Uint64(p[i:]))
@@ -182,20 +202,28 @@ func readRecord(b []byte, off int) entry {
 	return e
 }
 
+// readAt decodes the record at l, whose chunk is c.
+func readAt(c *chunk, l loc) entry {
+	e := readRecord(c.b, l.off())
+	e.l, e.c = l, c
+	return e
+}
+
 // arena is the writers' side of a shard's chunks: which exist, in what
 // order, and how many of their bytes are still current. Everything in it is
 // under the shard lock; readers see only the published chunkDir.
 type arena struct {
-	dir   *chunkDir // the published directory (also in shard.chunks)
-	head  *chunk    // where small records are appended; nil before the first
-	order []*chunk  // every chunk, oldest first: the order compaction cleans in
-	free  []uint32  // chunk numbers not in use
-	gens  []uint32  // each number's latest generation
-	used  int       // bytes appended to the chunks held, garbage included
-	held  int       // the chunks' capacity
-	live  int       // bytes of the records slots point to
-	clean int       // compaction's cursor in order[0]
-	debt  int       // bytes of cleaning owed by writes (see shard.compact)
+	dir      *chunkDir // the published directory (also in shard.chunks)
+	head     *chunk    // where small records are appended; nil before the first
+	chunks   []*chunk  // every chunk held, in no order
+	free     []uint32  // chunk numbers not in use
+	gens     []uint32  // each number's latest generation
+	used     int       // bytes appended to the chunks held and sealed tails: live and garbage
+	held     int       // the chunks' capacity
+	live     int       // bytes of the records slots point to
+	cleaning *chunk    // the chunk compaction is reading, or nil
+	clean    int       // compaction's cursor in cleaning
+	debt     int       // bytes of cleaning owed by writes (see shard.compact)
 }
 
 // chunkSize is the size of a new shared chunk: a sixteenth of what the
@@ -234,11 +262,34 @@ func (a *arena) reserve(n int) (c *chunk, off int, published *chunkDir) {
 }
 
 // seal retires the head chunk from appends. Its unfilled tail counts as
-// garbage from then on (in used), so compaction pays for it like any other.
+// garbage from then on (in used), so compaction pays for it like any other;
+// a head with nothing live is dropped at once.
 func (a *arena) seal() {
-	if a.head != nil {
-		a.used += len(a.head.b) - a.head.used
+	if c := a.head; c != nil {
+		a.used += len(c.b) - c.used
 		a.head = nil
+		if c.live == 0 && c != a.cleaning {
+			a.drop(c)
+		}
+	}
+}
+
+// added (under the shard lock) counts a record of n bytes written into c.
+func (a *arena) added(c *chunk, n int) {
+	c.live += n
+	a.live += n
+}
+
+// gone (under the shard lock) counts the record e as garbage: overwritten,
+// removed or moved. A sealed chunk left with nothing live is dropped then
+// and there, with no copying: under churn most chunks end that way.
+func (a *arena) gone(e entry) {
+	c := e.c
+	c.live -= e.size
+	a.live -= e.size
+	a.debt += compactRate * e.size
+	if c.live == 0 && c != a.head && c != a.cleaning {
+		a.drop(c)
 	}
 }
 
@@ -263,7 +314,8 @@ func (a *arena) newChunk(size int, large bool) *chunk {
 		a.used += size
 	}
 	a.held += size
-	a.order = append(a.order, c)
+	c.at = len(a.chunks)
+	a.chunks = append(a.chunks, c)
 	a.publish(no, c)
 	return c
 }
@@ -278,13 +330,16 @@ func (a *arena) publish(no uint32, c *chunk) {
 	a.dir = &chunkDir{chunks: chunks}
 }
 
-// drop removes the oldest chunk, whose records are all garbage or copied.
-func (a *arena) drop() {
-	c := a.order[0]
-	copy(a.order, a.order[1:])
-	a.order[len(a.order)-1] = nil
-	a.order = a.order[:len(a.order)-1]
-	a.clean = 0
+// drop removes c, whose records are all garbage or copied. Its number is
+// free from then on, under a new generation.
+func (a *arena) drop(c *chunk) {
+	last := a.chunks[len(a.chunks)-1]
+	a.chunks[c.at], last.at = last, c.at
+	a.chunks[len(a.chunks)-1] = nil
+	a.chunks = a.chunks[:len(a.chunks)-1]
+	if c == a.cleaning {
+		a.cleaning, a.clean = nil, 0
+	}
 	a.held -= len(c.b)
 	if c == a.head {
 		a.used -= c.used
@@ -296,13 +351,19 @@ func (a *arena) drop() {
 	a.publish(c.no, nil)
 }
 
-// rotate moves the oldest chunk, a large one whose record is current, to
-// the back of the order without copying it.
-func (a *arena) rotate() {
-	c := a.order[0]
-	copy(a.order, a.order[1:])
-	a.order[len(a.order)-1] = c
-	a.clean = 0
+// mostGarbage returns the chunk compaction should clean next: the one with
+// the most garbage, not the head (being filled), or nil if none has any.
+// Chunks are few (they grow with the shard), so a scan is cheap, and it
+// runs once per chunk cleaned.
+func (a *arena) mostGarbage() *chunk {
+	var best *chunk
+	most := 0
+	for _, c := range a.chunks {
+		if g := c.garbage(a.head); c != a.head && g > most {
+			best, most = c, g
+		}
+	}
+	return best
 }
 
 // reset drops every chunk.
@@ -320,5 +381,5 @@ func (a *arena) reset() {
 // the cleaning rate of shard.compact, what is held stays within twice the
 // live bytes), beyond a fixed allowance.
 func (a *arena) overfull() bool {
-	return a.used-a.live > a.live*5/8+garbageAllowance && len(a.order) > 1
+	return a.used-a.live > a.live*5/8+garbageAllowance && len(a.chunks) > 1
 }

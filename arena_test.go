@@ -16,7 +16,7 @@ import (
 func checkArenaBound(t *testing.T, what string, a *arena) {
 	t.Helper()
 	if a.used > 2*a.live+garbageAllowance+compactStep+largeRecord {
-		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)", what, a.used, a.live, a.held, len(a.order))
+		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)", what, a.used, a.live, a.held, len(a.chunks))
 	}
 	headRoom := 0
 	if a.head != nil {
@@ -72,7 +72,7 @@ func TestCompactionBoundsMemory(t *testing.T) {
 		h.check(nil)
 	}
 	if a := &h.sh.a; a.live != 0 || a.held > garbageAllowance+compactStep+maxChunk {
-		t.Fatalf("empty shard: live %d, %d bytes held in %d chunks", a.live, a.held, len(a.order))
+		t.Fatalf("empty shard: live %d, %d bytes held in %d chunks", a.live, a.held, len(a.chunks))
 	}
 }
 

@@ -265,6 +265,7 @@ func TestLinearizablePointOperations(t *testing.T) {
 		gate                        sync.RWMutex // held by the filler while it lowers the quota
 		stop                        atomic.Bool
 		rebuilds, fills, cops, gone atomic.Int64
+		chunkChanges                atomic.Int64
 		start                       = time.Now()
 		histories                   = make([][]porcupine.Operation, workers)
 	)
@@ -277,11 +278,22 @@ func TestLinearizablePointOperations(t *testing.T) {
 	}
 	first := porcupine.Operation{ClientId: 0, Input: linIn{op: linSet, key: stable, val: "0"}, Call: call, Output: linOut{}, Return: time.Since(start).Nanoseconds()}
 
-	// sawRebuild counts the table changes one churn goroutine sees.
-	sawRebuild := func(last **table) {
-		if tab := s.s.shards[0].tab.Load(); tab != *last {
-			*last = tab
+	// sawRebuild counts the index changes (tables rebuilt, grown or split)
+	// and the chunk changes (chunks started, or dropped by compaction) one
+	// churn goroutine sees.
+	type shardSeen struct {
+		dir    *directory
+		chunks *chunkDir
+	}
+	sawRebuild := func(last *shardSeen) {
+		sh := &s.s.shards[0]
+		if d := sh.tab.Load(); d != last.dir {
+			last.dir = d
 			rebuilds.Add(1)
+		}
+		if c := sh.chunks.Load(); c != last.chunks {
+			last.chunks = c
+			chunkChanges.Add(1)
 		}
 	}
 
@@ -289,7 +301,7 @@ func TestLinearizablePointOperations(t *testing.T) {
 	for c := range churners {
 		churn.Go(func() {
 			rng := rand.New(rand.NewPCG(0x11e4, uint64(100+c)))
-			var last *table
+			var last shardSeen
 			// held is the churner's window of its last churnPool keys. Each
 			// new key takes the place of the oldest, which is deleted
 			// first, so the churner never holds more than churnPool keys;
@@ -489,8 +501,10 @@ func TestLinearizablePointOperations(t *testing.T) {
 	history := slices.Concat(append([][]porcupine.Operation{{first}}, histories...)...)
 	t.Logf("%d checked ops on %d keys and %d churn ops in %v: %d table changes seen, %d churn keys gone before their delete, %d fills, %d quota retries",
 		len(history), keys, cops.Load(), elapsed.Round(time.Millisecond), rebuilds.Load(), gone.Load(), fills.Load(), quotaRetries.Load())
-	if rebuilds.Load() == 0 || quotaRetries.Load() == 0 {
-		t.Errorf("the churn did not exercise the shard: %d table changes seen, %d quota retries", rebuilds.Load(), quotaRetries.Load())
+	t.Logf("%d chunk directory changes seen (chunks started or dropped by compaction)", chunkChanges.Load())
+	if rebuilds.Load() == 0 || chunkChanges.Load() == 0 || quotaRetries.Load() == 0 {
+		t.Errorf("the churn did not exercise the shard: %d table changes, %d chunk changes seen, %d quota retries",
+			rebuilds.Load(), chunkChanges.Load(), quotaRetries.Load())
 	}
 
 	const timeout = time.Minute

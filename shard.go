@@ -79,7 +79,7 @@ func (sh *shard) get(key string, h uint64) (entry, bool) {
 				}
 				c = cd.at(l)
 			}
-			if e := readRecord(c.b, l.off()); e.key == key {
+			if e := readAt(c, l); e.key == key {
 				return e, true
 			}
 		}
@@ -99,7 +99,7 @@ func (sh *shard) find(key string, h uint64) (*slot, entry) {
 		if l == locTomb || s.tag() != tag {
 			continue
 		}
-		if e := readRecord(sh.a.dir.at(l).b, l.off()); e.key == key {
+		if e := readAt(sh.a.dir.at(l), l); e.key == key {
 			return s, e
 		}
 	}
@@ -108,7 +108,7 @@ func (sh *shard) find(key string, h uint64) (*slot, entry) {
 // entryOf (under mu) returns the entry s names.
 func (sh *shard) entryOf(s *slot) entry {
 	l := loc(s.loc.Load())
-	return readRecord(sh.a.dir.at(l).b, l.off())
+	return readAt(sh.a.dir.at(l), l)
 }
 
 // publishChunks (under mu) publishes the arena's chunk directory if it
@@ -127,19 +127,18 @@ func appendRecord[V string | []byte](sh *shard, key string, v V, when int64) (lo
 	c, off, _ := sh.a.reserve(n)
 	sh.publishChunks()
 	putRecord(c.b[off:off+n], key, v, when)
-	sh.a.live += n
+	sh.a.added(c, n)
 	return makeLoc(c.no, c.gen, off), n
 }
 
-// storeRecord (under mu) writes key's new record and points the key's slot at it:
-// s, the key's slot, with old its entry; or, when s is nil, a new slot. It
-// returns the slot and the new entry. The slot's timer is untouched.
-func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h uint64, v V, when int64) (*slot, entry) {
+// storeRecord (under mu) writes key's new record and points the key's slot
+// at it: s, the key's slot, with old its entry; or, when s is nil, a new
+// slot. It returns the slot. The slot's timer is untouched.
+func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h uint64, v V, when int64) *slot {
 	l, _ := appendRecord(sh, key, v, when)
 	if s != nil {
-		sh.a.live -= old.size
-		sh.a.debt += compactRate * old.size
 		s.loc.Store(uint64(l)) // publishes the record
+		sh.a.gone(old)
 	} else {
 		tag := tagOf(h)
 		d := sh.tab.Load()
@@ -149,7 +148,7 @@ func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h
 		}
 		s = d.table(tag).insert(tag, l, 0)
 	}
-	return s, readRecord(sh.a.dir.at(l).b, l.off())
+	return s
 }
 
 // remove (under mu) removes the key of slot s, whose entry is e, and frees
@@ -159,8 +158,7 @@ func (sh *shard) remove(s *slot, e entry) {
 		sh.w.release(r)
 	}
 	sh.tab.Load().table(s.tag()).remove(s)
-	sh.a.live -= e.size
-	sh.a.debt += compactRate * e.size
+	sh.a.gone(e)
 }
 
 // schedule (under mu) gives the key of slot s (hash h) a timer firing at
@@ -217,7 +215,7 @@ func (sh *shard) each(fn func(entry)) {
 		for i := range t.slots {
 			l := loc(t.slots[i].loc.Load())
 			if l != locEmpty && l != locTomb {
-				fn(readRecord(dir.at(l).b, l.off()))
+				fn(readAt(dir.at(l), l))
 			}
 		}
 	})
@@ -236,26 +234,30 @@ func (sh *shard) reset() int {
 	return n
 }
 
-// Compaction. Every write, delete and expiry of n bytes owes compactRate*n
-// bytes of cleaning; while the shard is overfull (arena.overfull), each
-// lock hold pays up to compactStep of that debt by reading the oldest
-// chunk's records from a cursor, copying those still current to the head
-// chunk and pointing their slots at the copies; a chunk read to its end is
-// dropped. So the work under one lock hold is bounded (compactStep bytes,
-// plus one record of at most largeRecord bytes), and it is amortized over
-// the writes that made the garbage.
+// Compaction. A sealed chunk whose records have all been overwritten,
+// deleted or expired is dropped as soon as its last one goes (arena.gone),
+// with no copying; under churn most chunks end that way. What remains is
+// garbage spread over chunks that still hold some live records. Every
+// write, delete and expiry of n bytes owes compactRate*n bytes of cleaning;
+// while the shard is overfull (arena.overfull), each lock hold pays up to
+// compactStep of that debt: it picks the chunk with the most garbage, reads
+// its records from a cursor, copies those still current to the head chunk,
+// points their slots at the copies, and drops the chunk at its end. So the
+// work under one lock hold is bounded (compactStep bytes, plus one record
+// of at most largeRecord bytes), and it is amortized over the writes that
+// made the garbage. A large record is never copied: its chunk holds only
+// it, and goes when it does.
 //
 // Why what is held stays within twice the live bytes: cleaning starts when
-// garbage (including the unfilled tails of sealed chunks) exceeds 5/8 of
-// the live bytes plus garbageAllowance. From then on each write of n bytes
-// reads 4n bytes of the oldest chunks. If those are all current (the worst
-// case) they are copied and nothing is freed, but the cursor passes 4n
-// bytes for every n written, so a run of current bytes of size L is passed
-// after L/4 bytes of writes, which adds at most L/4 <= live/4 of garbage;
-// and the chunk being cleaned holds copies of what the cursor has passed,
-// at most one chunk, a sixteenth of the shard. 1 + 5/8 + 1/4 + 1/16 < 2,
-// so what is used stays within twice the live bytes plus the allowance and
-// one step; what is held adds the head chunk's unfilled rest.
+// garbage (sealed chunks' unfilled tails included) exceeds 5/8 of the live
+// bytes plus garbageAllowance. Then the chunk with the most garbage has at
+// least the average share, 5/13, so reading 4n bytes of it frees at least
+// 1.5n for every n of garbage a write makes: garbage shrinks while it is
+// over the threshold. Beyond the threshold it can hold only the copies
+// made from the chunk being cleaned (one chunk, at most a sixteenth of the
+// shard) and one step's work: 1 + 5/8 + 1/16 < 2, so what is used stays
+// within twice the live bytes plus the allowance and one step; what is held
+// adds the head chunk's unfilled rest.
 const (
 	compactRate = 4
 	compactStep = 64 << 10
@@ -275,22 +277,15 @@ func (sh *shard) compact() {
 	budget := min(a.debt, compactStep)
 	a.debt -= budget
 	for budget > 0 && a.overfull() {
-		c := a.order[0]
-		if c == a.head {
-			a.seal() // the copies go to a new head
-		}
-		if c.large {
-			l := makeLoc(c.no, c.gen, 0)
-			if sh.current(readRecord(c.b, 0).key, l) != nil {
-				a.rotate() // a large record is never copied
-			} else {
-				a.drop()
+		c := a.cleaning
+		if c == nil {
+			if c = a.mostGarbage(); c == nil {
+				break
 			}
-			budget -= 64
-			continue
+			a.cleaning, a.clean = c, 0
 		}
-		if a.clean >= c.used {
-			a.drop()
+		if a.clean >= c.used || c.live == 0 {
+			a.drop(c) // every record copied or gone
 			continue
 		}
 		e := readRecord(c.b, a.clean)
@@ -300,6 +295,8 @@ func (sh *shard) compact() {
 			sh.publishChunks()
 			copy(nc.b[off:off+e.size], c.b[a.clean:a.clean+e.size])
 			s.loc.Store(uint64(makeLoc(nc.no, nc.gen, off)))
+			nc.live += e.size // moved: the shard's live bytes stay
+			c.live -= e.size
 		}
 		a.clean += e.size
 		budget -= e.size

@@ -246,6 +246,18 @@ func (s *store) peek(key string) (entry, bool) {
 	return e, true
 }
 
+// asString views v as a string without copying, for a callee that only
+// reads it during the call (publish, which copies).
+func asString[V string | []byte](v V) string {
+	switch v := any(v).(type) {
+	case string:
+		return v
+	case []byte:
+		return unsafe.String(unsafe.SliceData(v), len(v))
+	}
+	panic("unreachable")
+}
+
 // bytesOf lends the bytes of the immutable string v, for readers only: the
 // slice must never be written. Its capacity is its length, so an append by
 // whoever holds it copies.
@@ -404,14 +416,14 @@ func putOnce[V string | []byte](s *store, key string, v V, ttl time.Duration, wi
 		sh.mu.Unlock()
 		return errFull
 	}
-	sl, e := storeRecord(sh, sl, old, key, h, v, when)
+	sl = storeRecord(sh, sl, old, key, h, v, when)
 	due := noTick
 	if when >= 0 {
 		due = sh.schedule(sl, h, when)
 	} else {
 		sh.unschedule(sl)
 	}
-	s.events.publish(e.key, EventSet, e.value)
+	s.events.publish(key, EventSet, asString(v)) // copies both
 	sh.compact()
 	sh.mu.Unlock()
 	s.wakeReaper(due)
@@ -494,9 +506,10 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 		return 0, errFull
 	}
 	var buf [20]byte
+	v := strconv.AppendInt(buf[:0], n, 10)
 	// The slot's timer, if any, stays as it is.
-	_, e := storeRecord(sh, sl, old, key, h, strconv.AppendInt(buf[:0], n, 10), when)
-	s.events.publish(e.key, EventSet, e.value)
+	storeRecord(sh, sl, old, key, h, v, when)
+	s.events.publish(key, EventSet, asString(v))
 	sh.compact()
 	return n, nil
 }
@@ -552,9 +565,9 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	if !held && !s.reserve() {
 		return false, errFull
 	}
-	sl, e := storeRecord(sh, sl, old, key, h, newValue, noDeadline)
+	sl = storeRecord(sh, sl, old, key, h, newValue, noDeadline)
 	sh.unschedule(sl)
-	s.events.publish(e.key, EventSet, e.value)
+	s.events.publish(key, EventSet, asString(newValue))
 	sh.compact()
 	return true, nil
 }
