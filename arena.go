@@ -125,7 +125,7 @@ const recHasDeadline = 1
 // a call is handed to a caller without a copy.
 type entry struct {
 	key, value string
-	when       int64 // the deadline in store-clock nanoseconds; noDeadline: none
+	when       int64  // the deadline in store-clock nanoseconds; noDeadline: none
 	size       int    // the record's bytes in its chunk
 	l          loc    // where it is
 	c          *chunk // the chunk it is in
