@@ -15,12 +15,17 @@
 // # Design
 //
 // Keys are hashed with xxhash onto a power-of-two number of shards. A shard
-// is an open-addressing hash table whose slots point to immutable records
-// (key, value and deadline in one pointer-free allocation), a mutex that
-// serializes its writers, and a timing wheel. Reads take no lock: they load
-// the slot's record atomically and compare its deadline with the monotonic
-// clock, which is not read at all for a key without a TTL. A write
-// publishes its new record with one atomic store under the shard lock.
+// keeps its records (key, value and deadline) back to back in a few large
+// pointer-free byte chunks, and indexes them with a directory of small
+// open-addressing tables whose slots hold integers only (extendible
+// hashing: a full table splits in two, copying only itself). The garbage
+// collector so marks one object per chunk or table, never one per entry,
+// and no write copies more than one table. Reads take no lock: they load
+// the slot and the chunk with atomic loads and compare the record's
+// deadline with the monotonic clock, which is not read at all for a key
+// without a TTL. A write appends its record under the shard lock and
+// publishes it with one atomic store; overwritten records are reclaimed by
+// a compaction whose work is bounded per lock hold.
 //
 // Expiry is reclaimed by a hierarchical timing wheel per shard (7 levels of
 // 64 slots from a 1 ms tick up to 139 years, and an overflow list), with
@@ -43,8 +48,8 @@
 // # Caveats
 //
 // ListKeys, Keys, All and Clear visit the shards one at a time: each shard
-// is seen at one instant, the store as a whole is not a snapshot. Event
-// values are the store's own copies and must not be written. Testing TTLs:
+// is seen at one instant, the store as a whole is not a snapshot. An event's
+// value is shared by every subscriber and must not be written. Testing TTLs:
 // a Store made inside a testing/synctest bubble runs on the bubble's fake
 // clock, reaper included, so TTL tests need no sleeping.
 package shardkv

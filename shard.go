@@ -221,6 +221,38 @@ func (sh *shard) each(fn func(entry)) {
 	})
 }
 
+// scan visits the shard's entries (expired or not) a table at a time:
+// for each table it takes the lock, calls collect with each of the table's
+// entries, releases the lock and calls flush, stopping if flush returns
+// false. So it holds writers off for one table (at most 768 entries) at a
+// time, never for the whole shard. It walks the hash space in order, one
+// table's range after the next, looking each range up in the directory of
+// the moment, so splits between two holds neither repeat a key nor skip
+// one: a key present for the whole scan is collected exactly once, and one
+// added or removed meanwhile may or may not be. The entries' strings share
+// chunks: collect copies what it keeps past flush.
+func (sh *shard) scan(collect func(entry), flush func() bool) {
+	maxD := uint(32 - posBits - uint(sh.sbits)) // the deepest a directory goes
+	end := uint64(1) << maxD
+	for c := uint64(0); c < end; {
+		sh.mu.Lock()
+		d := sh.tab.Load()
+		t := d.tables[c>>(maxD-uint(d.depth))]
+		span := uint64(1) << (maxD - uint(t.depth))
+		dir := sh.a.dir
+		for i := range t.slots {
+			if l := loc(t.slots[i].loc.Load()); l != locEmpty && l != locTomb {
+				collect(readAt(dir.at(l), l))
+			}
+		}
+		sh.mu.Unlock()
+		c = c&^(span-1) + span
+		if !flush() {
+			return
+		}
+	}
+}
+
 // reset (under mu) drops every entry and timer, and returns how many
 // entries there were.
 func (sh *shard) reset() int {

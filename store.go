@@ -573,11 +573,13 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 }
 
 // ListKeys returns the present, unexpired keys that start with prefix, in no
-// particular order. It visits each shard once under its lock, so it costs
-// O(keys held) and is a snapshot of each shard, not of the store: a key
-// listed from one shard may be gone, and its quota slot taken by a key in a
-// shard visited later, before ListKeys returns. It holds each shard's
-// writers off while it scans; readers never wait.
+// particular order. It costs O(keys held) and visits the store a table at
+// a time (at most 768 keys) under the table's shard lock, so it holds a
+// shard's writers off only that long, and readers never. Every key present
+// for the whole call is listed, once; a key written or removed meanwhile
+// may or may not be, so the list is no snapshot: a key listed early may be
+// gone, and its quota slot taken by a key listed later, before ListKeys
+// returns.
 func (s *Store) ListKeys(prefix string) ([]string, error) {
 	keys, err := s.s.listKeys(prefix)
 	runtime.KeepAlive(s)
@@ -591,23 +593,21 @@ func (st *store) listKeys(prefix string) ([]string, error) {
 	now := st.now()
 	keys := []string{}
 	for i := range st.shards {
-		sh := &st.shards[i]
-		sh.mu.Lock()
-		sh.each(func(e entry) {
+		st.shards[i].scan(func(e entry) {
 			if strings.HasPrefix(e.key, prefix) && !e.expired(now) {
 				keys = append(keys, strings.Clone(e.key)) // a copy: e.key would hold its chunk
 			}
-		})
-		sh.mu.Unlock()
+		}, func() bool { return true })
 	}
 	return keys, nil
 }
 
-// Keys iterates over the present, unexpired keys that start with prefix. It
-// gathers one shard's keys under its lock and yields them after
-// releasing it, so the loop body may use the store; each shard is a
-// snapshot, the whole is not. A closed store yields nothing, and an
-// iteration stops at the next shard once the store is closed. The iteration
+// Keys iterates over the present, unexpired keys that start with prefix,
+// with ListKeys' consistency: every key present for the whole loop is
+// yielded once. It gathers one table's keys (at most 768) under its shard
+// lock and yields them after releasing it, so the loop body may use the
+// store. A closed store yields nothing, and an iteration stops at the next
+// table once the store is closed. The iteration
 // keeps the Store reachable, so a store whose last use is the loop is not
 // closed by its cleanup while the loop runs.
 func (s *Store) Keys(prefix string) iter.Seq[string] {
@@ -621,8 +621,8 @@ func (s *Store) Keys(prefix string) iter.Seq[string] {
 }
 
 // All iterates over the present, unexpired keys that start with prefix and
-// a copy of each one's value, with [Store.Keys]'s consistency: one shard at
-// a time, yielding only after that shard's lock is released.
+// a copy of each one's value, with [Store.Keys]'s consistency: one table at
+// a time, yielding only after its shard's lock is released.
 func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
 	type kv struct {
 		k string
@@ -640,21 +640,26 @@ func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
 				return
 			}
 			now := st.now()
-			sh := &st.shards[i]
-			buf = buf[:0]
-			sh.mu.Lock()
-			sh.each(func(e entry) {
+			more := true
+			st.shards[i].scan(func(e entry) {
 				if strings.HasPrefix(e.key, prefix) && !e.expired(now) {
 					buf = append(buf, kv{e.key, e.value})
 				}
-			})
-			sh.mu.Unlock()
-			for _, p := range buf {
-				// Copies, made after the lock is released: the strings
-				// share chunks, which the loop body must not hold alive.
-				if !yield(strings.Clone(p.k), []byte(p.v)) {
-					return
+			}, func() bool {
+				for _, p := range buf {
+					// Copies, made after the lock is released: the strings
+					// share chunks, which the loop body must not hold alive.
+					if !yield(strings.Clone(p.k), []byte(p.v)) {
+						more = false
+						break
+					}
 				}
+				buf = buf[:0]
+				now = st.now()
+				return more && !st.closed.Load()
+			})
+			if !more {
+				return
 			}
 		}
 	}

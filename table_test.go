@@ -338,3 +338,53 @@ func FuzzTable(f *testing.F) {
 		h.check(keys)
 	})
 }
+
+// TestScanListsStableKeysOnceUnderSplits lists a shard while a writer adds
+// and removes other keys fast enough to split tables and double the
+// directory between the scan's lock holds: every key present for the whole
+// scan must be listed exactly once, and no key twice.
+func TestScanListsStableKeysOnceUnderSplits(t *testing.T) {
+	s := New(WithShards(1), WithMaxKeys(1<<20))
+	defer s.Close()
+	stable := map[string]bool{}
+	for i := range 3000 {
+		k := fmt.Sprint("stable", i)
+		stable[k] = true
+		if err := s.SetString(k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; !stop.Load(); i++ {
+			s.SetString(fmt.Sprint("churn", i), "v")
+			if i%3 == 0 {
+				s.Delete(fmt.Sprint("churn", i/2))
+			}
+		}
+	})
+	for round := range 30 {
+		keys, err := s.ListKeys("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for _, k := range keys {
+			seen[k]++
+			if seen[k] > 1 {
+				t.Fatalf("round %d: %q listed twice", round, k)
+			}
+		}
+		for k := range stable {
+			if seen[k] != 1 {
+				t.Fatalf("round %d: stable key %q listed %d times", round, k, seen[k])
+			}
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if d := s.s.shards[0].tab.Load(); d.depth < 3 {
+		t.Fatalf("the churn never split tables under the scans (directory depth %d)", d.depth)
+	}
+}
