@@ -47,8 +47,9 @@
 //
 // # Caveats
 //
-// ListKeys, Keys, All and Clear visit the shards one at a time: each shard
-// is seen at one instant, the store as a whole is not a snapshot. An event's
+// ListKeys, Keys and All visit the store a table (at most 768 keys) at a
+// time, and Clear a shard at a time: none is a snapshot of the store. A key
+// present for a whole ListKeys, Keys or All is listed exactly once. An event's
 // value is shared by every subscriber and must not be written. Testing TTLs:
 // a Store made inside a testing/synctest bubble runs on the bubble's fake
 // clock, reaper included, so TTL tests need no sleeping.
