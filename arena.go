@@ -63,7 +63,7 @@ func (l loc) off() int    { return int(l & (1<<locOffBits - 1)) }
 // which compaction never copies.
 const (
 	minChunk    = 16 << 10
-	maxChunk    = 1 << 20 // offsets fit in locOffBits
+	maxChunk    = 256 << 10 // offsets fit in locOffBits
 	largeRecord = maxChunk / 4
 
 	// garbageAllowance is the garbage a shard may hold before compaction

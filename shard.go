@@ -237,7 +237,7 @@ func (sh *shard) scan(collect func(entry), flush func() bool) {
 	for c := uint64(0); c < end; {
 		sh.mu.Lock()
 		d := sh.tab.Load()
-		t := d.tables[c>>(maxD-uint(d.depth))]
+		t := d.tables[c>>(maxD-uint(d.depth))].Load()
 		span := uint64(1) << (maxD - uint(t.depth))
 		dir := sh.a.dir
 		for i := range t.slots {

@@ -25,8 +25,8 @@ import (
 // slots stay empty, so every probe ends.
 const (
 	minTableSlots = 8
-	maxTableSlots = 1024
-	posBits       = 10 // log2(maxTableSlots): a slot's home is the tag's low posBits bits
+	maxTableSlots = 256
+	posBits       = 8 // log2(maxTableSlots): a slot's home is the tag's low posBits bits
 )
 
 // tagOf is the part of a key's hash that the index keeps: the top 32 bits.
@@ -52,6 +52,16 @@ type slot struct {
 
 func (s *slot) tag() uint32 { return uint32(s.meta.Load() >> 32) }
 func (s *slot) timer() tref { return tref(s.meta.Load()) }
+
+// set writes a slot of a table that is not published yet, with plain
+// stores: nothing else can see the table, and the atomic store that
+// publishes it (a new directory) orders these writes before any reader's
+// loads. An atomic store is a full barrier on most machines, and a split
+// writes hundreds of slots.
+func (s *slot) set(meta uint64, l loc) {
+	*(*uint64)(unsafe.Pointer(&s.meta)) = meta
+	*(*uint64)(unsafe.Pointer(&s.loc)) = uint64(l)
+}
 
 // setTimer (under the shard lock) changes the slot's timer, keeping its tag.
 func (s *slot) setTimer(r tref) { s.meta.Store(s.meta.Load()&^0xffffffff | uint64(r)) }
@@ -124,9 +134,10 @@ func (t *table) remove(s *slot) {
 	}
 }
 
-// copyInto (under the shard lock) inserts every live slot of t whose tag
-// keep accepts into nt, with its timer.
-func (t *table) copyInto(nt *table, keep func(tag uint32) bool) {
+// copyInto (under the shard lock) inserts every live slot of t into lo,
+// or, if hi is not nil, into lo or hi by the tag's bit: one pass over t.
+// lo and hi are not published yet.
+func (t *table) copyInto(lo, hi *table, bit uint32) {
 	for i := range t.slots {
 		s := &t.slots[i]
 		l := loc(s.loc.Load())
@@ -135,16 +146,15 @@ func (t *table) copyInto(nt *table, keep func(tag uint32) bool) {
 		}
 		m := s.meta.Load()
 		tag := uint32(m >> 32)
-		if keep != nil && !keep(tag) {
-			continue
+		nt := lo
+		if hi != nil && tag&bit != 0 {
+			nt = hi
 		}
 		j := nt.home(tag)
 		for loc(nt.slots[j].loc.Load()) != locEmpty {
 			j = (j + 1) & nt.mask
 		}
-		d := &nt.slots[j]
-		d.meta.Store(m)
-		d.loc.Store(uint64(l))
+		nt.slots[j].set(m, l)
 		nt.live++
 		nt.used++
 	}
@@ -152,19 +162,25 @@ func (t *table) copyInto(nt *table, keep func(tag uint32) bool) {
 
 // directory is a shard's index: 1<<depth entries, each naming the table for
 // the hashes whose depth bits below the shard's bits are its number. A table
-// of depth d < depth fills 1<<(depth-d) consecutive entries. It is
-// immutable once published; the shard publishes a new one when a table is
-// split, grown or rebuilt.
+// of depth d < depth fills 1<<(depth-d) consecutive, aligned entries.
+//
+// Entries are atomic, and a split, grow or rebuild stores the new tables
+// into the old table's entries in place (one or two stores, usually), so it
+// never copies the directory; only doubling it does, once per doubling of
+// the shard. A reader may load an entry before or after that store: before,
+// it gets the old table, which is never written again and holds the state
+// of the moment it was replaced; after, the new one. Both are states the
+// read may return.
 type directory struct {
-	tables []*table
+	tables []atomic.Pointer[table]
 	depth  uint8
 	sbits  uint8 // the shard-number bits at the top of the hash
 }
 
 // maxDepth is the deepest a directory goes: its bits and the home-slot bits
 // must not overlap in the tag. Past it a table grows beyond maxTableSlots
-// instead of splitting (a shard then holds over 2^(22-sbits) * 768 keys:
-// about 50M with the 64 shards of a small machine).
+// instead of splitting (a shard then holds over 2^(32-posBits-sbits) * 192
+// keys: about 50M with the 64 shards of a small machine).
 func (d *directory) maxDepth() uint8 { return 32 - posBits - d.sbits }
 
 // index is the number of the entry for tag.
@@ -173,66 +189,66 @@ func (d *directory) index(tag uint32) uint32 {
 }
 
 // table returns the table for tag.
-func (d *directory) table(tag uint32) *table { return d.tables[d.index(tag)] }
+func (d *directory) table(tag uint32) *table { return d.tables[d.index(tag)].Load() }
 
 func newDirectory(sbits uint8) *directory {
-	return &directory{tables: []*table{newTable(minTableSlots, 0)}, sbits: sbits}
+	d := &directory{tables: make([]atomic.Pointer[table], 1), sbits: sbits}
+	d.tables[0].Store(newTable(minTableSlots, 0))
+	return d
 }
 
 // each calls fn with every table once.
 func (d *directory) each(fn func(*table)) {
 	for i := 0; i < len(d.tables); {
-		t := d.tables[i]
+		t := d.tables[i].Load()
 		fn(t)
 		i += 1 << (d.depth - t.depth)
 	}
 }
 
 // makeRoom (under the shard lock) returns a directory in which the table
-// for tag can take one more slot: the same one if it is not full, else one
-// in which that table has been rebuilt without its tombs, grown, or split.
-// It copies at most one table's slots (and, when it doubles the directory,
+// for tag can take one more slot: d itself, if the table is not full or it
+// was rebuilt, grown or split in place, or a new, doubled directory. It
+// copies at most one table's slots (and, when it doubles the directory,
 // its entries).
 func (d *directory) makeRoom(tag uint32) *directory {
 	i := d.index(tag)
-	t := d.tables[i]
+	t := d.tables[i].Load()
 	if !t.full() {
 		return d
 	}
 	n := len(t.slots)
 	switch {
 	case t.live*8 < n*3: // mostly tombs: rebuild at the same size
-	case n < maxTableSlots || t.depth >= d.maxDepth() || !d.splits(t):
-		// Small, as deep as it may go, or with keys a split would not
-		// part (hashes that agree on far more bits than chance allows):
-		// grow. Only the last two can make a table exceed maxTableSlots.
-		n *= 2
+	case n < maxTableSlots || t.depth >= d.maxDepth():
+		n *= 2 // small, or as deep as it may go: grow
 	default:
-		return d.split(i)
+		if nd := d.split(i); nd != nil {
+			return nd
+		}
+		// Keys a split would not part (hashes that agree on far more bits
+		// than chance allows): grow. Only this and the depth limit make a
+		// table exceed maxTableSlots.
+		n *= 2
 	}
 	nt := newTable(n, t.depth)
-	t.copyInto(nt, nil)
-	return d.replace(t, nt, nil)
+	t.copyInto(nt, nil, 0)
+	d.replace(i, t, nt, nil)
+	return d
 }
 
-// replace returns a copy of d in which the entries of old name nt, or, if
-// hi is not nil, the lower half of them nt and the upper half hi.
-func (d *directory) replace(old, nt, hi *table) *directory {
-	nd := &directory{tables: make([]*table, len(d.tables)), depth: d.depth, sbits: d.sbits}
-	copy(nd.tables, d.tables)
-	span := 1 << (d.depth - old.depth)
-	first := 0
-	for first < len(d.tables) && d.tables[first] != old {
-		first += 1 << (d.depth - d.tables[first].depth)
-	}
+// replace stores, in the entries of old (entry i among them), nt, or, if
+// hi is not nil, nt in the lower half of them and hi in the upper half.
+func (d *directory) replace(i uint32, old, nt, hi *table) {
+	span := uint32(1) << (d.depth - old.depth)
+	first := i &^ (span - 1)
 	for k := range span {
 		if hi != nil && k >= span/2 {
-			nd.tables[first+k] = hi
+			d.tables[first+k].Store(hi)
 		} else {
-			nd.tables[first+k] = nt
+			d.tables[first+k].Store(nt)
 		}
 	}
-	return nd
 }
 
 // splitBit is the tag bit that parts the halves when t is split: the first
@@ -241,34 +257,28 @@ func (d *directory) splitBit(t *table) uint32 {
 	return uint32(1) << (31 - uint32(d.sbits) - uint32(t.depth))
 }
 
-// splits reports whether splitting t leaves at least an eighth of its keys
-// on each side, so that both halves have room.
-func (d *directory) splits(t *table) bool {
-	bit, hi := d.splitBit(t), 0
-	for i := range t.slots {
-		s := &t.slots[i]
-		if l := loc(s.loc.Load()); l != locEmpty && l != locTomb && s.tag()&bit != 0 {
-			hi++
-		}
-	}
-	return min(hi, t.live-hi) >= t.live/8
-}
-
-// split returns a directory in which the table of entry i is replaced by
-// two tables one bit deeper, doubling the directory first if the table is
-// as deep as it.
+// split replaces the table of entry i by two tables one bit deeper, in
+// place, or in a doubled directory if the table is as deep as d, and
+// returns the directory; or nil, changing nothing, if either half would
+// get less than an eighth of the keys (then the halves would not both
+// have room).
 func (d *directory) split(i uint32) *directory {
-	t := d.tables[i]
-	if t.depth == d.depth {
-		nd := &directory{tables: make([]*table, 2*len(d.tables)), depth: d.depth + 1, sbits: d.sbits}
-		for k, tk := range d.tables {
-			nd.tables[2*k], nd.tables[2*k+1] = tk, tk
-		}
-		d = nd
-	}
+	t := d.tables[i].Load()
 	bit := d.splitBit(t)
 	lo, hi := newTable(maxTableSlots, t.depth+1), newTable(maxTableSlots, t.depth+1)
-	t.copyInto(lo, func(tag uint32) bool { return tag&bit == 0 })
-	t.copyInto(hi, func(tag uint32) bool { return tag&bit != 0 })
-	return d.replace(t, lo, hi)
+	t.copyInto(lo, hi, bit)
+	if min(lo.live, hi.live) < t.live/8 {
+		return nil
+	}
+	if t.depth == d.depth {
+		nd := &directory{tables: make([]atomic.Pointer[table], 2*len(d.tables)), depth: d.depth + 1, sbits: d.sbits}
+		for k := range d.tables {
+			tk := d.tables[k].Load()
+			nd.tables[2*k].Store(tk)
+			nd.tables[2*k+1].Store(tk)
+		}
+		d, i = nd, 2*i
+	}
+	d.replace(i, t, lo, hi)
+	return d
 }
