@@ -30,6 +30,10 @@ for p in "${patches[@]}"; do
   if ! (cd "$scratch/tree" && patch -s -p1 <"$root/docs/planted/$p"); then
     echo "FAIL  $p: the patch does not apply"; fail=1; continue
   fi
+  if ! (cd "$scratch/tree" && go vet . ./fuzz >"$scratch/vet.log" 2>&1); then
+    # A patch that does not compile would make its test "fail" for nothing.
+    echo "FAIL  $p: the patched tree does not build:"; tail -5 "$scratch/vet.log"; fail=1; continue
+  fi
   if (cd "$scratch/tree" && bash -c "$cmd" >"$scratch/bug.log" 2>&1); then
     echo "MISS  $p: '$cmd' passes with the bug planted"; fail=1
   else
