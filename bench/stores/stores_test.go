@@ -217,3 +217,34 @@ func TestLookup(t *testing.T) {
 		t.Fatal("Lookup of an unknown store succeeded")
 	}
 }
+
+// TestNoop checks the floor row: it takes writes, keeps nothing, and is
+// not among the compared stores.
+func TestNoop(t *testing.T) {
+	spec := stores.Noop()
+	s, err := spec.New(stores.Config{Keys: 10, ValueSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Name() != stores.NoopName || spec.Name != stores.NoopName || s.Caps() != 0 {
+		t.Fatalf("name %q/%q, caps %v", s.Name(), spec.Name, s.Caps())
+	}
+	if !s.Set("user:000001", []byte("v")) {
+		t.Fatal("Set refused")
+	}
+	if v, ok := s.Get("user:000001"); ok || v != nil || s.Len() != 0 {
+		t.Fatalf("Get = %q, %v; Len %d", v, ok, s.Len())
+	}
+	if stores.NewReader(s)("user:000001") {
+		t.Fatal("reader hit")
+	}
+	if _, err := stores.Lookup([]string{stores.NoopName}); err == nil {
+		t.Fatal("Lookup knows the floor row")
+	}
+	for _, s := range stores.All() {
+		if s.Name == stores.NoopName {
+			t.Fatal("All includes the floor row")
+		}
+	}
+}

@@ -27,8 +27,18 @@ type Keyspace struct {
 }
 
 // NewKeyspace builds the keys and orders of an n-key set.
-func NewKeyspace(n int) *Keyspace {
-	ks := &Keyspace{N: n, Width: KeyWidth(n), Keys: Keys(n), Value: make([]byte, ValueSize)}
+func NewKeyspace(n int) *Keyspace { return NewKeyspaceWidth(n, KeyWidth(n)) }
+
+// NewKeyspaceWidth is NewKeyspace with keys of width digits (at least
+// KeyWidth(n)), so that sets of different sizes can have keys of one
+// length: width 7 gives 12-byte keys ("user:0000123") up to 10M keys.
+func NewKeyspaceWidth(n, width int) *Keyspace {
+	width = max(width, KeyWidth(n))
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = Key(i, width)
+	}
+	ks := &Keyspace{N: n, Width: width, Keys: keys, Value: make([]byte, ValueSize)}
 	for i := range ks.Value {
 		ks.Value[i] = byte('a' + i%26)
 	}

@@ -198,3 +198,65 @@ func TestWatchCountsDelivered(t *testing.T) {
 		}
 	}
 }
+
+// TestMeasureScale runs the scale measurement on a small set: every key
+// held, the fill timed once a Set, the heap grown by about what the
+// entries hold, and the raw GC rounds all there.
+func TestMeasureScale(t *testing.T) {
+	for _, spec := range []stores.Spec{mustSpec(t, "shardkv"), mustSpec(t, "xsync"), stores.Noop()} {
+		r, err := MeasureScale(spec, ScaleConfig{Keys: 3000, GCRounds: 2, Cell: 5 * time.Millisecond, Goroutines: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", spec.Name, err)
+		}
+		wantHeld := 3000
+		if spec.Name == stores.NoopName {
+			wantHeld = 0
+		}
+		if r.Store != spec.Name || r.Keys != 3000 || r.KeyBytes != 12 || r.Held != wantHeld || r.FillSets != 3000 || r.Dropped != 0 {
+			t.Errorf("%s: %+v", spec.Name, r)
+		}
+		if r.FillP50 <= 0 || r.FillP9999 < r.FillP99 || r.FillMax < r.FillP9999 || r.FillSeconds <= 0 {
+			t.Errorf("%s: fill p50 %d p99 %d p99.99 %d max %d", spec.Name, r.FillP50, r.FillP99, r.FillP9999, r.FillMax)
+		}
+		if len(r.GCCPUEmpty) != 2 || len(r.GCCPUStore) != 2 || len(r.GCWallEmpty) != 2 || len(r.GCWallStore) != 2 {
+			t.Errorf("%s: GC rounds %v %v", spec.Name, r.GCCPUEmpty, r.GCCPUStore)
+		}
+		// 3000 entries of a 12-byte key and a 64-byte value: at least 76
+		// bytes each in a store that keeps them (the noop keeps nothing).
+		grew := (float64(r.HeapAfter) - float64(r.HeapBefore)) / 3000
+		if (spec.Name != stores.NoopName && grew < 76) || (spec.Name == stores.NoopName && grew > 20) {
+			t.Errorf("%s: heap grew %.0f B/entry", spec.Name, grew)
+		}
+		if r.Read90.Ops == 0 || r.Write100.Ops == 0 || r.Read90.NsPerOp <= 0 {
+			t.Errorf("%s: read90 %+v, write100 %+v", spec.Name, r.Read90, r.Write100)
+		}
+	}
+	if _, err := MeasureScale(mustSpec(t, "shardkv-view"), ScaleConfig{Keys: 100}); err == nil {
+		t.Error("a variant measured")
+	}
+}
+
+func mustSpec(t *testing.T, name string) stores.Spec {
+	t.Helper()
+	specs, err := stores.Lookup([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return specs[0]
+}
+
+// TestRunGetLatency times every Get while the writer overwrites: as many
+// samples as Gets, percentiles in order, the writer counted.
+func TestRunGetLatency(t *testing.T) {
+	env := newEnv(t, "xsync", 5000)
+	l := RunGetLatency(env, GetLatencyConfig{Readers: 2, Duration: 30 * time.Millisecond})
+	if l.Readers != 2 || l.Gets == 0 || l.Hits != l.Gets || l.Sets == 0 || l.P50 <= 0 || l.P99 < l.P50 ||
+		l.P999 < l.P99 || l.P9999 < l.P999 || l.Max < l.P9999 || l.Elapsed < 30*time.Millisecond {
+		t.Fatalf("%+v", l)
+	}
+	noop, _ := stores.Noop().New(stores.Config{})
+	l = RunGetLatency(&Env{Keyspace: env.Keyspace, Store: noop}, GetLatencyConfig{Readers: 1, Duration: 10 * time.Millisecond, NoWriter: true})
+	if l.Gets == 0 || l.Hits != 0 || l.Sets != 0 {
+		t.Fatalf("noop without writer: %+v", l)
+	}
+}

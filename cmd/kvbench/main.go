@@ -1,10 +1,16 @@
 // Command kvbench measures shardkv against the reference design and the Go
-// caches people choose instead, in one process, and reports the results as
-// a Markdown table (stdout and results.md), results.json and SVG charts.
+// caches people choose instead, in one process (the scale section: one
+// child process a store and key count), and reports the results as a
+// Markdown table (stdout and results.md), results.json and SVG charts.
 //
-//	go run ./cmd/kvbench                 # the default run: 1M keys, zipf, every store, < 3 min on 2 cores
-//	go run ./cmd/kvbench -quick          # a tiny run (CI): 10k keys, 50 ms cells
+//	go run ./cmd/kvbench                 # the default run: 1M keys, zipf, every store, scale 100k,1M
+//	go run ./cmd/kvbench -quick          # a tiny run (CI): 10k keys, 50 ms cells, scale 10k,30k
+//	go run ./cmd/kvbench -scale-keys 100k,1M,10M -workloads scale   # the scale section alone, up to 10M
 //	go run ./cmd/kvbench -h              # every flag
+//
+// The scale section runs each (store, key count) in a child process: the
+// binary re-executes itself with the hidden first argument -child-scale
+// (see scale.go), so that each store's heap is gone before the next.
 //
 // The workloads, stores and runners are those of the bench module's
 // go test benchmarks (github.com/shardkv/shardkv/bench).
@@ -18,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -33,15 +40,18 @@ import (
 
 // Special workloads, beyond workload.Standard.
 const (
-	wLatency = "latency" // read90 at a fixed offered load: p50/p99/p99.9/max
+	wLatency = "latency" // Get service time under a concurrent writer, next to the noop floor
 	wScaling = "scaling" // read90 against the number of goroutines
 	wOps     = "ops"     // allocations and time of each operation on one goroutine
+	wScale   = "scale"   // each store alone in a child process at -scale-keys keys
 )
 
 type options struct {
 	workloads   []string
 	stores      []stores.Spec
 	sizes       []int
+	scaleSizes  []int
+	scaleStores []stores.Spec // base stores, without the noop floor (always added)
 	dists       []workload.Dist
 	cell        time.Duration
 	procs       []int
@@ -60,23 +70,33 @@ type options struct {
 
 func usage() {
 	w := flag.CommandLine.Output()
-	fmt.Fprintf(w, `kvbench runs shardkv and its peers through the same workloads in one
-process and reports ops/s, ns/op, allocations, latency percentiles and bytes
-per entry, as a Markdown table (stdout and OUT/results.md), OUT/results.json
-and charts (OUT/throughput.svg, scaling.svg, latency.svg, memory.svg; or .png).
+	fmt.Fprintf(w, `kvbench runs shardkv and its peers through the same workloads (in one
+process; the scale section in one child process a store and key count) and
+reports ops/s, ns/op, allocations, latency percentiles and bytes per entry,
+as a Markdown table (stdout and OUT/results.md), OUT/results.json
+and charts (OUT/throughput.svg, scaling.svg, latency.svg, memory.svg, scale.svg;
+or .png).
 
 Usage: go run ./cmd/kvbench [flags]
 
-The default run (1M keys, zipf, every store, GOMAXPROCS = the CPU count)
-takes under 3 minutes on 2 cores. 10M keys: -keys 10M (minutes per store,
-several GiB). A CI-sized run: -quick.
+The default run (1M keys, zipf, every store, GOMAXPROCS = the CPU count,
+and the scale section at 100k and 1M keys) takes about 3 minutes on 2
+cores. 10M keys: -scale-keys 100k,1M,10M for the scale section (one child
+process a store, each alone in memory: several minutes, a few GiB at a
+time), or -keys 10M for the whole matrix in one process (minutes per
+store, several GiB). A CI-sized run: -quick.
 
 Workloads (-workloads): %s,
-  %s (read90 at -rate ops/s: p50/p99/p99.9/max), %s (read90 against -goroutines),
-  %s (allocations of each operation on one goroutine). Stores (-stores): %s.
+  %s (Get service time of every call while a writer overwrites keys, with the
+  noop store's as the floor; -rate adds read90 at a fixed offered load),
+  %s (read90 against -goroutines), %s (allocations of each operation on one
+  goroutine), %s (each store in its own child process at each -scale-keys key
+  count: read90 and write100 ns/op, heap bytes per entry, GC CPU per forced
+  cycle attributable to the store, Set p99.99 and max of a one-writer fill).
+  Stores (-stores): %s.
 
 Flags:
-`, strings.Join(workloadNames(), ", "), wLatency, wScaling, wOps, strings.Join(stores.Names(), ", "))
+`, strings.Join(workloadNames(), ", "), wLatency, wScaling, wOps, wScale, strings.Join(stores.Names(), ", "))
 	flag.PrintDefaults()
 }
 
@@ -109,22 +129,24 @@ func parseFlags() (options, error) {
 	fs.Usage = usage
 	workloads := fs.String("workloads", "all", "comma-separated workloads to run, or \"all\"")
 	storeList := fs.String("stores", "all", "comma-separated stores to run, or \"all\"")
-	keys := fs.String("keys", "1M", "comma-separated store sizes (keys): e.g. 10k,1M,10M")
+	keys := fs.String("keys", "1M", "comma-separated store sizes (keys) of the main matrix, all stores in this process: e.g. 10k,1M,10M")
+	scaleKeys := fs.String("scale-keys", "100k,1M", "comma-separated key counts of the scale section, one child process per store and count; 10M is opt-in: 100k,1M,10M; none: no scale section")
+	scaleStores := fs.String("scale-stores", "", "comma-separated stores of the scale section (base rows only; the noop floor is always added); default: the base rows of -stores, less the reference (its Get sweeps every entry)")
 	dist := fs.String("dist", "zipf", "key choice of the read/write mixes: zipf, uniform or zipf,uniform")
 	fs.DurationVar(&o.cell, "duration", 300*time.Millisecond, "how long each throughput cell runs")
 	procs := fs.String("procs", strconv.Itoa(runtime.NumCPU()), "comma-separated GOMAXPROCS values; each runs the whole matrix")
 	gor := fs.String("goroutines", "1,2,4,8", "goroutine counts of the scaling workload (read90)")
-	fs.Float64Var(&o.rate, "rate", 200_000, "offered load of the latency workload, ops/s over all goroutines")
-	fs.DurationVar(&o.latencyDur, "latency-duration", time.Second, "how long the latency workload runs")
-	fs.IntVar(&o.sampleEvery, "sample", 8, "latency: time one operation in this many")
-	fs.IntVar(&o.gcRounds, "gc-rounds", 3, "forced GC cycles timed per store (median reported)")
+	fs.Float64Var(&o.rate, "rate", 0, "if > 0, the latency workload also offers read90 this load (ops/s over all goroutines), timed from each operation's schedule; off by default: on a few cores it measures the load generator's own stalls")
+	fs.DurationVar(&o.latencyDur, "latency-duration", time.Second, "how long each latency run lasts")
+	fs.IntVar(&o.sampleEvery, "sample", 8, "offered-load latency (-rate): time one operation in this many")
+	fs.IntVar(&o.gcRounds, "gc-rounds", 3, "forced GC cycles timed per store (median reported; the scale section times at least 3 each side)")
 	fs.StringVar(&o.out, "out", "results", "output folder for results.md, results.json and the charts")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&o.progress, "progress", "auto", "progress on stderr: bar, lines, none, or auto (a bar on a terminal, else lines)")
 	fs.StringVar(&o.render, "render", "", "measure nothing: redraw the table and charts of this results.json into -out")
 	fs.StringVar(&o.format, "chart-format", "svg", "chart file format: svg or png")
 	fs.BoolVar(&o.quiet, "q", false, "do not print the Markdown report on stdout")
-	quick := fs.Bool("quick", false, "a tiny run for CI: -keys 10k -duration 50ms -latency-duration 200ms -goroutines 1,2 -gc-rounds 1 (explicit flags still win)")
+	quick := fs.Bool("quick", false, "a tiny run for CI: -keys 10k -scale-keys 10k,30k -duration 50ms -latency-duration 200ms -goroutines 1,2 -gc-rounds 1 (explicit flags still win)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", flag.Args())
@@ -138,6 +160,7 @@ func parseFlags() (options, error) {
 			}
 		}
 		def("keys", "10k")
+		def("scale-keys", "10k,30k")
 		def("duration", "50ms")
 		def("latency-duration", "200ms")
 		def("goroutines", "1,2")
@@ -153,6 +176,9 @@ func parseFlags() (options, error) {
 			return o, fmt.Errorf("-keys: %d is too few (at least %d)", n, workload.HotKeys+2)
 		}
 		o.sizes = append(o.sizes, n)
+	}
+	if o.scaleSizes, err = parseScaleSizes(*scaleKeys); err != nil {
+		return o, fmt.Errorf("-scale-keys: %v", err)
 	}
 	for _, d := range strings.Split(*dist, ",") {
 		switch workload.Dist(strings.TrimSpace(d)) {
@@ -175,7 +201,10 @@ func parseFlags() (options, error) {
 	if o.stores, err = stores.Lookup(strings.Split(*storeList, ",")); err != nil {
 		return o, fmt.Errorf("-stores: %v", err)
 	}
-	known := append(workloadNames(), wLatency, wScaling, wOps)
+	if o.scaleStores, err = scaleSpecs(*scaleStores, o.stores); err != nil {
+		return o, fmt.Errorf("-scale-stores: %v", err)
+	}
+	known := append(workloadNames(), wLatency, wScaling, wOps, wScale)
 	if *workloads == "all" {
 		o.workloads = known
 	} else {
@@ -196,13 +225,16 @@ func parseFlags() (options, error) {
 	if o.format != "svg" && o.format != "png" {
 		return o, fmt.Errorf("-chart-format: %q is neither svg nor png", o.format)
 	}
-	if o.cell <= 0 || o.latencyDur <= 0 || o.rate <= 0 || o.sampleEvery < 1 || o.gcRounds < 1 {
-		return o, fmt.Errorf("-duration, -latency-duration, -rate, -sample and -gc-rounds must be positive")
+	if o.cell <= 0 || o.latencyDur <= 0 || o.rate < 0 || o.sampleEvery < 1 || o.gcRounds < 1 {
+		return o, fmt.Errorf("-duration, -latency-duration, -sample and -gc-rounds must be positive, -rate not negative")
 	}
 	return o, nil
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == childFlag {
+		os.Exit(childMain(os.Args[2:]))
+	}
 	o, err := parseFlags()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kvbench:", err)
@@ -334,13 +366,35 @@ func run(o options) error {
 			ws = append(ws, w)
 		}
 	}
+	// The main matrix: every store in this process, size by size. It is
+	// skipped when only the scale section is asked for.
+	matrix := len(ws) > 0 || slices.ContainsFunc(o.workloads, func(w string) bool { return w == wLatency || w == wScaling || w == wOps })
+	sizes := o.sizes
+	if !matrix {
+		sizes = nil
+	}
+	scale := slices.Contains(o.workloads, wScale) && len(o.scaleSizes) > 0 && len(o.scaleStores) > 0
 	rep := &Report{
 		Machine: machine(o.procs, start),
 		Started: start.UTC(),
 		Config: RunConfig{
-			Workloads: o.workloads, Keys: o.sizes, CellSeconds: o.cell.Seconds(), Procs: o.procs,
+			Workloads: o.workloads, Keys: sizes, CellSeconds: o.cell.Seconds(), Procs: o.procs,
 			Goroutines: o.goroutines, Rate: o.rate, LatencySeconds: o.latencyDur.Seconds(), LatencySampling: o.sampleEvery,
+			GCRounds: o.gcRounds,
 		},
+	}
+	if slices.Contains(o.workloads, wLatency) {
+		rep.Config.LatencyReaders = latencyReaders(o.procs[0])
+	}
+	if scale {
+		rep.Config.ScaleKeys = o.scaleSizes
+		rep.Config.ScaleProcs = o.procs[0]
+		rep.Config.ScaleGCRounds = scaleGCRounds(o.gcRounds)
+		rep.Config.ScaleKeyBytes = len(workload.Key(0, workload.ScaleKeyWidth))
+		rep.Config.ScaleStores = []string{stores.NoopName}
+		for _, s := range o.scaleStores {
+			rep.Config.ScaleStores = append(rep.Config.ScaleStores, s.Name)
+		}
 	}
 	for _, d := range o.dists {
 		rep.Config.Dists = append(rep.Config.Dists, string(d))
@@ -353,13 +407,17 @@ func run(o options) error {
 		rep.Workloads = append(rep.Workloads, WorkloadInfo{w.Name, w.Doc})
 	}
 	r := &runner{o: o, rep: rep}
-	r.prog = newProgress(o.progress, len(o.procs)*len(o.sizes)*r.tasksPerSize(ws))
+	tasks := len(o.procs) * len(sizes) * r.tasksPerSize(ws)
+	if scale {
+		tasks += len(rep.Config.ScaleKeys) * len(rep.Config.ScaleStores)
+	}
+	r.prog = newProgress(o.progress, tasks)
 	r.watchLoad("start")
 
 	prev := runtime.GOMAXPROCS(0)
 	for _, p := range o.procs {
 		runtime.GOMAXPROCS(p)
-		for _, n := range o.sizes {
+		for _, n := range sizes {
 			if err := r.runSize(p, n, ws); err != nil {
 				r.prog.finish()
 				return err
@@ -367,6 +425,14 @@ func run(o options) error {
 		}
 	}
 	runtime.GOMAXPROCS(prev)
+	if scale {
+		// Give the matrix's memory back first: the children need it.
+		debug.FreeOSMemory()
+		if err := r.runScale(); err != nil {
+			r.prog.finish()
+			return err
+		}
+	}
 	r.prog.finish()
 	r.watchLoad("end")
 	rep.Seconds = time.Since(start).Seconds()
@@ -441,12 +507,20 @@ func (r *runner) tasksPerSize(ws []workload.Workload) int {
 			t++
 		}
 	}
+	if r.wants(wLatency) {
+		t++ // the noop floor
+	}
 	return t + len(groups) // one prefill a group
 }
 
 func (r *runner) runSize(procs, n int, ws []workload.Workload) error {
 	r.prog.describe(fmt.Sprintf("keys %s: building the keys and key orders", sizeLabel(n)))
 	ks := workload.NewKeyspace(n)
+	if r.wants(wLatency) {
+		// The floor first: the same keyspace, no store.
+		noop, _ := stores.Noop().New(stores.Config{Keys: n, ValueSize: workload.ValueSize})
+		r.runLatency(procs, &workload.Env{Keyspace: ks, Store: noop}, stores.Noop())
+	}
 	var groups []string
 	for _, s := range r.o.stores {
 		if !slices.Contains(groups, s.Group) {
@@ -590,9 +664,26 @@ func fill(c *Cell, res workload.Result) {
 	}
 }
 
+// latencyReaders is the reader goroutines of the latency workload: one
+// processor each, and one left for the writer.
+func latencyReaders(procs int) int { return max(procs-1, 1) }
+
+// runLatency measures Get's service time under a writer (and, with -rate,
+// read90 at the offered load).
 func (r *runner) runLatency(procs int, env *workload.Env, spec stores.Spec) {
-	r.prog.step(fmt.Sprintf("%s %s: read90 latency", spec.Name, sizeLabel(env.N)))
+	r.prog.step(fmt.Sprintf("%s %s: Get latency under a writer", spec.Name, sizeLabel(env.N)))
 	l1 := r.watchLoad(spec.Name + " latency")
+	g := workload.RunGetLatency(env, workload.GetLatencyConfig{Readers: latencyReaders(procs), Duration: r.o.latencyDur})
+	r.rep.GetLatency = append(r.rep.GetLatency, GetLatencyCell{
+		Key:     Key{procs, env.N, spec.Name},
+		Readers: g.Readers, Gets: g.Gets, Sets: g.Sets, Seconds: g.Elapsed.Seconds(),
+		HitRatio: float64(g.Hits) / float64(max(g.Gets, 1)),
+		P50:      float64(g.P50), P99: float64(g.P99), P999: float64(g.P999), P9999: float64(g.P9999), Max: float64(g.Max),
+		Load1: l1,
+	})
+	if r.o.rate <= 0 {
+		return
+	}
 	cell, err := workload.Read90().Start(env)
 	if err != nil {
 		return

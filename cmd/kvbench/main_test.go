@@ -12,6 +12,16 @@ import (
 	"github.com/shardkv/shardkv/bench/workload"
 )
 
+// TestMain lets the test binary stand in for kvbench as the scale
+// section's child process: runScale re-executes os.Executable(), which in
+// a test is this binary, with -child-scale first.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == childFlag {
+		os.Exit(childMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
 // TestRun runs a tiny matrix end to end and checks that it writes the
 // table, the JSON and the charts, that every store has a row and that
 // unsupported workloads are reported as n/a rather than measured.
@@ -24,10 +34,16 @@ func TestRun(t *testing.T) {
 	for _, w := range workload.Standard(workload.Zipf) {
 		names = append(names, w.Name)
 	}
+	scaleSpecs, err := stores.Lookup([]string{"xsync"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	o := options{
-		workloads:   append(names, wLatency, wScaling, wOps),
+		workloads:   append(names, wLatency, wScaling, wOps, wScale),
 		stores:      specs,
 		sizes:       []int{2000},
+		scaleSizes:  []int{2000},
+		scaleStores: scaleSpecs,
 		dists:       []workload.Dist{workload.Zipf},
 		cell:        5 * time.Millisecond,
 		procs:       []int{2},
@@ -44,7 +60,7 @@ func TestRun(t *testing.T) {
 	if err := run(o); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"results.json", "results.md", "throughput.svg", "scaling.svg", "latency.svg", "memory.svg"} {
+	for _, f := range []string{"results.json", "results.md", "throughput.svg", "scaling.svg", "latency.svg", "memory.svg", "scale.svg"} {
 		if fi, err := os.Stat(filepath.Join(o.out, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -89,12 +105,28 @@ func TestRun(t *testing.T) {
 			t.Errorf("%s: status %q, want %q", cell, status[cell], want)
 		}
 	}
-	if len(rep.Latency) != len(specs) || len(rep.Memory) != len(specs) {
-		t.Errorf("latency rows %d, memory rows %d, want %d", len(rep.Latency), len(rep.Memory), len(specs))
+	// -rate is set: the offered-load rows too, each with the noop floor.
+	if len(rep.GetLatency) != len(specs)+1 || len(rep.Memory) != len(specs) || len(rep.Latency) != len(specs)+1 {
+		t.Errorf("Get latency rows %d, offered-load rows %d (want %d each, with the noop floor), memory rows %d (want %d)",
+			len(rep.GetLatency), len(rep.Latency), len(specs)+1, len(rep.Memory), len(specs))
+	}
+	for _, l := range rep.GetLatency {
+		if l.Gets == 0 || l.Sets == 0 || l.P50 <= 0 || l.Max < l.P9999 || (l.Store != noopName && l.HitRatio != 1) {
+			t.Errorf("Get latency of %s: %+v", l.Store, l)
+		}
+	}
+	if len(rep.Scale) != 2 || rep.Scale[0].Store != noopName || rep.Scale[1].Store != "xsync" {
+		t.Fatalf("scale cells: %+v", rep.Scale)
+	}
+	for _, c := range rep.Scale {
+		if c.Status != "ok" || c.LoadBefore == "" || c.LoadAfter == "" || c.Raw == nil || c.Raw.Keys != 2000 || c.FillMax <= 0 {
+			t.Errorf("scale cell %s: %+v", c.Store, c)
+		}
 	}
 	md, _ := os.ReadFile(filepath.Join(o.out, "results.md"))
 	for _, want := range []string{"| workload | store | ops/s | ns/op | allocs/op | p99 | bytes/entry | ×shardkv |", "Machine: ", "| xsync |",
-		"| workload | store | delivered events/s | ns/delivered | delivered/op |"} {
+		"| workload | store | delivered events/s | ns/delivered | delivered/op |",
+		"### Latency: Get service time under a writer", "| noop (floor) |", "### Latency: read90 at 20.0k ops/s offered", "## Scale: 2k keys", "### Scale: fill: Set p99.99"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q", want)
 		}

@@ -24,9 +24,17 @@ type Report struct {
 	Workloads []WorkloadInfo `json:"workloads"`
 	Cells     []Cell         `json:"cells"`
 	Scaling   []Cell         `json:"scaling,omitempty"`
-	Latency   []LatencyCell  `json:"latency,omitempty"`
-	Memory    []MemoryCell   `json:"memory,omitempty"`
-	Ops       []OpCell       `json:"ops,omitempty"`
+	// GetLatency is the latency section: Get service time under a
+	// writer, the noop floor among the rows.
+	GetLatency []GetLatencyCell `json:"get_latency,omitempty"`
+	// Latency is read90 at a fixed offered load (-rate > 0 only; older
+	// runs always had it).
+	Latency []LatencyCell `json:"latency,omitempty"`
+	Memory  []MemoryCell  `json:"memory,omitempty"`
+	Ops     []OpCell      `json:"ops,omitempty"`
+	// Scale is the scale section: one cell a (store, key count), each
+	// measured in its own child process.
+	Scale []ScaleCell `json:"scale,omitempty"`
 }
 
 // RunConfig is the flags of the run.
@@ -38,9 +46,16 @@ type RunConfig struct {
 	CellSeconds     float64  `json:"cell_seconds"`
 	Procs           []int    `json:"gomaxprocs"`
 	Goroutines      []int    `json:"scaling_goroutines"`
-	Rate            float64  `json:"latency_offered_ops_per_sec"`
+	Rate            float64  `json:"latency_offered_ops_per_sec"` // 0: no offered-load run
 	LatencySeconds  float64  `json:"latency_seconds"`
 	LatencySampling int      `json:"latency_sample_every"`
+	LatencyReaders  int      `json:"latency_readers,omitempty"` // reader goroutines of the Get latency run (one writer besides)
+	GCRounds        int      `json:"gc_rounds,omitempty"`
+	ScaleKeys       []int    `json:"scale_keys,omitempty"`
+	ScaleStores     []string `json:"scale_stores,omitempty"`
+	ScaleProcs      int      `json:"scale_gomaxprocs,omitempty"`
+	ScaleGCRounds   int      `json:"scale_gc_rounds,omitempty"`
+	ScaleKeyBytes   int      `json:"scale_key_bytes,omitempty"`
 }
 
 // StoreInfo describes a row.
@@ -92,6 +107,31 @@ type Cell struct {
 	Listed         float64 `json:"keys_per_list,omitempty"`
 	Load1          float64 `json:"load1"`
 }
+
+// GetLatencyCell is the service time of Get, every call timed around the
+// call, on Readers goroutines while one writer goroutine overwrites random
+// keys flat out (a fresh 64-byte value each Set). ns.
+type GetLatencyCell struct {
+	Key
+	Readers  int     `json:"readers"`
+	Gets     int64   `json:"gets"`
+	Sets     int64   `json:"writer_sets"`
+	Seconds  float64 `json:"seconds"`
+	HitRatio float64 `json:"hit_ratio"`
+	P50      float64 `json:"p50_ns"`
+	P99      float64 `json:"p99_ns"`
+	P999     float64 `json:"p999_ns"`
+	P9999    float64 `json:"p9999_ns"`
+	Max      float64 `json:"max_ns"`
+	Load1    float64 `json:"load1"`
+}
+
+// percentiles are the figures of a GetLatencyCell in table order.
+func (l GetLatencyCell) percentiles() []float64 {
+	return []float64{l.P50, l.P99, l.P999, l.P9999, l.Max}
+}
+
+var percentileNames = []string{"p50", "p99", "p99.9", "p99.99", "max"}
 
 // LatencyCell is read90 at a fixed offered load.
 type LatencyCell struct {
@@ -222,15 +262,19 @@ func (c Cell) notes() string {
 // index finds cells by configuration.
 type index struct {
 	cells   map[string]Cell
+	get     map[Key]GetLatencyCell
 	latency map[Key]LatencyCell
 	memory  map[Key]MemoryCell
 	ops     map[string]OpCell
 }
 
 func (r *Report) index() index {
-	ix := index{cells: map[string]Cell{}, latency: map[Key]LatencyCell{}, memory: map[Key]MemoryCell{}, ops: map[string]OpCell{}}
+	ix := index{cells: map[string]Cell{}, get: map[Key]GetLatencyCell{}, latency: map[Key]LatencyCell{}, memory: map[Key]MemoryCell{}, ops: map[string]OpCell{}}
 	for _, c := range r.Cells {
 		ix.cells[fmt.Sprint(c.Key, c.Workload)] = c
+	}
+	for _, l := range r.GetLatency {
+		ix.get[l.Key] = l
 	}
 	for _, l := range r.Latency {
 		ix.latency[l.Key] = l
@@ -257,8 +301,20 @@ func (r *Report) writeMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "# kvbench results\n\n")
 	fmt.Fprintf(w, "Machine: %s.\n\n", r.Machine.Line())
 	c := r.Config
-	fmt.Fprintf(w, "Run: %s keys, %s key choice, %s a cell, latency at %s ops/s offered for %s; %.0f s in all; 1-minute load average up to %.2f.\n\n",
-		joinSizes(c.Keys), strings.Join(c.Dists, "+"), fmtDur(c.CellSeconds), fmtRate(c.Rate), fmtDur(c.LatencySeconds), r.Seconds, r.MaxLoad1)
+	lat := fmt.Sprintf("Get latency under a writer for %s", fmtDur(c.LatencySeconds))
+	if c.Rate > 0 {
+		lat += fmt.Sprintf(", read90 at %s ops/s offered", fmtRate(c.Rate))
+	}
+	scale := ""
+	if len(c.ScaleKeys) > 0 {
+		scale = fmt.Sprintf("; scale section at %s keys, one child process a cell", joinSizes(c.ScaleKeys))
+	}
+	keys := "no main matrix"
+	if len(c.Keys) > 0 {
+		keys = joinSizes(c.Keys) + " keys"
+	}
+	fmt.Fprintf(w, "Run: %s, %s key choice, %s a cell, %s%s; %.0f s in all; 1-minute load average up to %.2f.\n\n",
+		keys, strings.Join(c.Dists, "+"), fmtDur(c.CellSeconds), lat, scale, r.Seconds, r.MaxLoad1)
 	if r.Busy {
 		fmt.Fprintf(w, "> **Warning: the machine was busy** (load average above %d cores) during part of the run: treat these numbers as noisy.\n\n", r.Machine.Cores)
 	}
@@ -267,6 +323,7 @@ func (r *Report) writeMarkdown(w io.Writer) {
 			r.writeSection(w, ix, procs, n)
 		}
 	}
+	r.writeScale(w)
 	fmt.Fprintf(w, "## Stores\n\n| store | can | configuration |\n|---|---|---|\n")
 	for _, s := range r.Stores {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", s.Name, s.Caps, s.Note)
@@ -280,9 +337,10 @@ Reading the tables: ops/s is operations over wall time with GOMAXPROCS goroutine
 as b.RunParallel reports it); ×shardkv is the row's ops/s over shardkv's in the same workload, the same
 number as shardkv's time over the row's (below 1: the row is slower than shardkv); in the watch table it
 is the row's delivered events/s over shardkv's; allocs/op counts every heap allocation in the process
-during the cell, over its operations; p99 is read90's, at the fixed offered load; bytes/entry is the live
-heap the store added per key, its keys and values included. n/a: the store cannot do what the workload
-needs.`)
+during the cell, over its operations; p99 (on the read90 row) and Get p99.9 are Get's service time under a
+concurrent writer, from the latency table, in brackets where less than 2× the noop floor's; bytes/entry is
+the live heap the store added per key, its keys and values included. n/a: the store cannot do what the
+workload needs.`)
 }
 
 func fmtDur(sec float64) string {
@@ -333,7 +391,7 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 	for _, col := range cols {
 		fmt.Fprintf(w, " %s |", col)
 	}
-	fmt.Fprintf(w, " read90 p99 | heap B/entry |\n|---|")
+	fmt.Fprintf(w, " Get p99.9 | heap B/entry |\n|---|")
 	for range cols {
 		fmt.Fprintf(w, "---:|")
 	}
@@ -344,14 +402,7 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 		for _, col := range cols {
 			fmt.Fprintf(w, " %s |", ix.summaryCell(k, base, col))
 		}
-		p99 := "—"
-		if l, ok := ix.latency[k]; ok {
-			p99 = fmtNs(l.P99)
-			if l.Saturated {
-				p99 += " (saturated)"
-			}
-		}
-		fmt.Fprintf(w, " %s | %s |\n", p99, ix.bytesPerEntry(k))
+		fmt.Fprintf(w, " %s | %s |\n", ix.getPercentile(k, 2), ix.bytesPerEntry(k))
 	}
 	fmt.Fprintln(w)
 
@@ -377,8 +428,8 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 				ratio = fmtRatio(c.OpsPerSec / bc.OpsPerSec)
 			}
 			p99 := "—"
-			if l, ok := ix.latency[k]; ok && wl == "read90" {
-				p99 = fmtNs(l.P99)
+			if wl == "read90" {
+				p99 = ix.getPercentile(k, 1)
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				wl, name, fmtRate(c.OpsPerSec), fmtNs(c.NsPerOp), fmtAllocs(c.AllocsPerOp), p99,
@@ -389,14 +440,16 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 
 	r.writeWatch(w, ix, procs, n)
 
+	r.writeGetLatency(w, ix, procs, n)
+
 	if r.hasLatency(procs, n) {
 		fmt.Fprintf(w, "### Latency: read90 at %s ops/s offered\n\n"+
 			"p50 ... max are measured from each operation's scheduled start, so waiting behind a slow operation counts (no coordinated omission); "+
 			"on a busy machine that includes the load generator being descheduled. Service time is from the operation's actual start. "+
-			"One operation in %d is timed.\n\n"+
+			"One operation in %d is timed. On a few cores the scheduled figures are mostly the load generator's own stalls: compare the noop row (a store that does nothing), where there is one.\n\n"+
 			"| store | p50 | p99 | p99.9 | max | service p50 | service p99 | service p99.9 | achieved ops/s | samples |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
 			fmtRate(r.Config.Rate), r.Config.LatencySampling)
-		for _, name := range names {
+		for _, name := range r.latencyRows() {
 			l, ok := ix.latency[Key{procs, n, name}]
 			if !ok {
 				continue
@@ -405,7 +458,11 @@ func (r *Report) writeSection(w io.Writer, ix index, procs, n int) {
 			if l.Saturated {
 				sat = " (saturated)"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s%s | %d |\n", name, fmtNs(l.P50), fmtNs(l.P99), fmtNs(l.P999), fmtNs(l.Max),
+			label := name
+			if name == noopName {
+				label = "noop (floor)"
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s%s | %d |\n", label, fmtNs(l.P50), fmtNs(l.P99), fmtNs(l.P999), fmtNs(l.Max),
 				fmtNs(l.SvcP50), fmtNs(l.SvcP99), fmtNs(l.SvcP999), fmtRate(l.Achieved), sat, l.Samples)
 		}
 		fmt.Fprintln(w)
@@ -587,4 +644,95 @@ func (r *Report) scalingGoroutines(procs, n int) []int {
 	}
 	slices.Sort(gs)
 	return gs
+}
+
+// ---- the latency section: Get under a writer, against the noop floor ----
+
+// floorFactor: a figure less than this many times the noop floor's at the
+// same percentile is not the store's own (it is within what the harness
+// and the machine cost with no store at all) and is shown in brackets.
+const floorFactor = 2.0
+
+// aboveFloor reports whether v is the store's own: no floor was measured,
+// or v is at least floorFactor times the floor.
+func aboveFloor(v, floor float64) bool { return floor <= 0 || v >= floorFactor*floor }
+
+// fmtFloored formats a latency, in brackets when it is not above floor.
+func fmtFloored(v, floor float64) string {
+	if aboveFloor(v, floor) {
+		return fmtNs(v)
+	}
+	return "(" + fmtNs(v) + ")"
+}
+
+// floorKey is the noop row of k's configuration.
+func floorKey(k Key) Key { return Key{k.Procs, k.Keys, noopName} }
+
+// getPercentile is percentile i (0 p50 ... 4 max) of k's Get latency,
+// marked against the floor; "—" where not measured.
+func (ix index) getPercentile(k Key, i int) string {
+	l, ok := ix.get[k]
+	if !ok {
+		return "—"
+	}
+	v := l.percentiles()[i]
+	if k.Store == noopName {
+		return fmtNs(v)
+	}
+	var floor float64
+	if f, ok := ix.get[floorKey(k)]; ok {
+		floor = f.percentiles()[i]
+	}
+	return fmtFloored(v, floor)
+}
+
+func (r *Report) hasGetLatency(procs, n int) bool {
+	return slices.ContainsFunc(r.GetLatency, func(l GetLatencyCell) bool { return l.Procs == procs && l.Keys == n })
+}
+
+// latencyRows are the rows of the latency section: the noop floor first,
+// then the stores in report order.
+func (r *Report) latencyRows() []string {
+	return append([]string{noopName}, r.storeNames()...)
+}
+
+func (r *Report) writeGetLatency(w io.Writer, ix index, procs, n int) {
+	if !r.hasGetLatency(procs, n) {
+		return
+	}
+	readers := r.Config.LatencyReaders
+	for _, l := range r.GetLatency {
+		if l.Procs == procs && l.Keys == n {
+			readers = l.Readers
+		}
+	}
+	fmt.Fprintf(w, "### Latency: Get service time under a writer\n\n"+
+		"%d reader goroutine(s) Get zipf keys as fast as they can for %s, the clock read right before and right after every call "+
+		"(every Get timed; no schedule, so no queueing); meanwhile one writer goroutine overwrites uniformly random keys flat out, "+
+		"a fresh 64-byte value each Set. The noop row is the floor: the same harness on a store that does nothing, so its figures are "+
+		"the clock, the call, the writer's garbage and the machine (GC pauses, the scheduler, other processes). "+
+		"A figure in brackets is less than %.0f× the floor's at the same percentile: not the store's own.\n\n"+
+		"| store | p50 | p99 | p99.9 | p99.99 | max | Gets/s | writer Sets/s | hit | load |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+		readers, fmtDur(r.Config.LatencySeconds), floorFactor)
+	for _, name := range r.latencyRows() {
+		k := Key{procs, n, name}
+		l, ok := ix.get[k]
+		if !ok {
+			continue
+		}
+		label := name
+		if name == noopName {
+			label = "noop (floor)"
+		}
+		fmt.Fprintf(w, "| %s |", label)
+		for i := range percentileNames {
+			fmt.Fprintf(w, " %s |", ix.getPercentile(k, i))
+		}
+		hit := "—"
+		if name != noopName {
+			hit = fmt.Sprintf("%.0f%%", 100*l.HitRatio)
+		}
+		fmt.Fprintf(w, " %s | %s | %s | %.2f |\n", fmtRate(float64(l.Gets)/max(l.Seconds, 1e-9)), fmtRate(float64(l.Sets)/max(l.Seconds, 1e-9)), hit, l.Load1)
+	}
+	fmt.Fprintln(w)
 }
