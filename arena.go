@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -75,13 +76,12 @@ const (
 // records, immutable; the rest is written only by appends, under the shard
 // lock, before the locs of what is appended are published.
 type chunk struct {
-	b     []byte
-	no    uint32 // its number in the chunk directory
-	gen   uint32 // that number's generation when the chunk was made
-	used  int    // bytes appended; under the shard lock
-	live  int    // bytes of the records slots point to; under the shard lock
-	at    int    // its index in arena.chunks; under the shard lock
-	large bool   // holds one large record
+	b    []byte
+	no   uint32 // its number in the chunk directory
+	gen  uint32 // that number's generation when the chunk was made
+	used int    // bytes appended; under the shard lock
+	live int    // bytes of the records slots point to; under the shard lock
+	at   int    // its index in arena.chunks; under the shard lock
 }
 
 // garbage is how many of c's bytes compaction would free: all but the live
@@ -211,19 +211,20 @@ func readAt(c *chunk, l loc) entry {
 
 // arena is the writers' side of a shard's chunks: which exist, in what
 // order, and how many of their bytes are still current. Everything in it is
-// under the shard lock; readers see only the published chunkDir.
+// under the shard lock; readers see only the chunkDir it publishes.
 type arena struct {
-	dir      *chunkDir // the published directory (also in shard.chunks)
-	head     *chunk    // where small records are appended; nil before the first
-	chunks   []*chunk  // every chunk held, in no order
-	free     []uint32  // chunk numbers not in use
-	gens     []uint32  // each number's latest generation
-	used     int       // bytes appended to the chunks held and sealed tails: live and garbage
-	held     int       // the chunks' capacity
-	live     int       // bytes of the records slots point to
-	cleaning *chunk    // the chunk compaction is reading, or nil
-	clean    int       // compaction's cursor in cleaning
-	debt     int       // bytes of cleaning owed by writes (see shard.compact)
+	out      *atomic.Pointer[chunkDir] // where readers load dir from (shard.chunks)
+	dir      *chunkDir                 // the directory, as last published
+	head     *chunk                    // where small records are appended; nil before the first
+	chunks   []*chunk                  // every chunk held, in no order
+	free     []uint32                  // chunk numbers not in use
+	gens     []uint32                  // each number's latest generation
+	used     int                       // bytes appended to the chunks held and sealed tails: live and garbage
+	held     int                       // the chunks' capacity
+	live     int                       // bytes of the records slots point to
+	cleaning *chunk                    // the chunk compaction is reading, or nil
+	clean    int                       // compaction's cursor in cleaning
+	debt     int                       // bytes of cleaning owed by writes (see shard.compact)
 }
 
 // chunkSize is the size of a new shared chunk: a sixteenth of what the
@@ -238,13 +239,14 @@ func (a *arena) chunkSize() int {
 }
 
 // reserve returns room for a record of n bytes: the chunk and offset it
-// goes at. A new chunk it needs is published (in the returned directory,
-// which the caller stores in shard.chunks) before any loc names it.
-func (a *arena) reserve(n int) (c *chunk, off int, published *chunkDir) {
-	if n > largeRecord {
-		c = a.newChunk(n, true)
+// goes at. A new chunk it needs is published before reserve returns, so
+// before any loc names it.
+func (a *arena) reserve(n int) (c *chunk, off int) {
+	if n > largeRecord { // a chunk of its own, never the head
+		c = a.newChunk(n)
 		c.used = n
-		return c, 0, a.dir
+		a.used += n
+		return c, 0
 	}
 	if a.head == nil || a.head.used+n > len(a.head.b) {
 		a.seal()
@@ -252,13 +254,13 @@ func (a *arena) reserve(n int) (c *chunk, off int, published *chunkDir) {
 		for size < n { // n <= largeRecord < maxChunk
 			size *= 2
 		}
-		a.head = a.newChunk(size, false)
+		a.head = a.newChunk(size)
 	}
 	c = a.head
 	off = c.used
 	c.used += n
 	a.used += n
-	return c, off, a.dir
+	return c, off
 }
 
 // seal retires the head chunk from appends. Its unfilled tail counts as
@@ -295,7 +297,7 @@ func (a *arena) gone(e entry) {
 
 // newChunk makes a chunk of size bytes, gives it a number and a new
 // generation, and publishes a directory that holds it.
-func (a *arena) newChunk(size int, large bool) *chunk {
+func (a *arena) newChunk(size int) *chunk {
 	var no uint32
 	if k := len(a.free); k > 0 {
 		no = a.free[k-1]
@@ -309,10 +311,7 @@ func (a *arena) newChunk(size int, large bool) *chunk {
 	}
 	gen := a.gens[no]%genMask + 1 // 1..genMask: never 0, so no loc is empty or a tomb
 	a.gens[no] = gen
-	c := &chunk{b: make([]byte, size), no: no, gen: gen, large: large}
-	if large {
-		a.used += size
-	}
+	c := &chunk{b: make([]byte, size), no: no, gen: gen}
 	a.held += size
 	c.at = len(a.chunks)
 	a.chunks = append(a.chunks, c)
@@ -320,14 +319,18 @@ func (a *arena) newChunk(size int, large bool) *chunk {
 	return c
 }
 
-// publish makes a new directory in which number no names c (nil: free).
-// It copies one pointer per chunk number: a shard has a few dozen chunks
-// at most (they grow to maxChunk with the shard), so this is cheap.
+// publish makes and publishes a new directory in which number no names c
+// (nil: free). Every change of the directory goes through here, so readers
+// always see the one writers use: a new chunk before any loc names it, a
+// dropped one gone (and free to be collected) at once. It copies one
+// pointer per chunk number: a shard has a few dozen chunks at most (they
+// grow to maxChunk with the shard), so this is cheap.
 func (a *arena) publish(no uint32, c *chunk) {
 	chunks := make([]*chunk, len(a.gens))
 	copy(chunks, a.dir.chunks)
 	chunks[no] = c
 	a.dir = &chunkDir{chunks: chunks}
+	a.out.Store(a.dir)
 }
 
 // drop removes c, whose records are all garbage or copied. Its number is
@@ -368,7 +371,8 @@ func (a *arena) mostGarbage() *chunk {
 
 // reset drops every chunk.
 func (a *arena) reset() {
-	*a = arena{dir: emptyChunkDir, gens: a.gens}
+	*a = arena{out: a.out, dir: emptyChunkDir, gens: a.gens}
+	a.out.Store(a.dir)
 	// The numbers' generations are kept, so a loc read before the reset
 	// never resolves to a chunk made after it.
 	for i := range a.gens {

@@ -103,8 +103,19 @@ func TestCompactionUnderExpiry(t *testing.T) {
 		sh := &s.s.shards[0]
 		sh.mu.Lock()
 		a := sh.a // a copy, so that a failure does not leave the lock held
+		large := 0
+		for _, c := range a.chunks {
+			if len(c.b) > largeRecord {
+				large++
+			}
+		}
 		sh.mu.Unlock()
 		checkArenaBound(t, fmt.Sprint("round ", round), &a)
+		// The big value's chunk of its own: the one of the last Set, the
+		// ones it overwrote dropped as it replaced them.
+		if large != 1 {
+			t.Fatalf("round %d: %d chunks of their own for one large value", round, large)
+		}
 	}
 }
 

@@ -44,7 +44,7 @@ type shard struct {
 func (sh *shard) init(sbits uint8, hash func(string) uint64) {
 	sh.sbits, sh.hash = sbits, hash
 	sh.tab.Store(newDirectory(sbits))
-	sh.a.dir = emptyChunkDir
+	sh.a.out, sh.a.dir = &sh.chunks, emptyChunkDir
 	sh.chunks.Store(emptyChunkDir)
 	sh.due.Store(noTick)
 }
@@ -56,51 +56,53 @@ func (sh *shard) init(sbits uint8, hash func(string) uint64) {
 func (sh *shard) get(key string, h uint64) (entry, bool) {
 	tag := tagOf(h)
 	for {
-		t := sh.tab.Load().table(tag)
-		var cd *chunkDir
-		for i := t.home(tag); ; i = (i + 1) & t.mask {
-			s := &t.slots[i]
-			l := loc(s.loc.Load())
-			if l == locEmpty {
-				return entry{}, false
-			}
-			if l == locTomb || s.tag() != tag {
-				continue
-			}
-			if cd == nil {
-				cd = sh.chunks.Load() // loaded after l, so it holds l's chunk unless that was dropped
-			}
-			c := cd.at(l)
-			if c == nil {
-				// cd may predate l's chunk if it was loaded at an earlier
-				// slot: look again; if still absent, the chunk was dropped.
-				if cd = sh.chunks.Load(); cd.at(l) == nil {
-					break
-				}
-				c = cd.at(l)
-			}
-			if e := readAt(c, l); e.key == key {
-				return e, true
-			}
+		if _, e, ok, dropped := probe(sh.tab.Load().table(tag), key, tag, nil, &sh.chunks); !dropped {
+			return e, ok
 		}
 	}
 }
 
-// find (under mu) returns key's slot and entry, or a nil slot.
+// find (under mu) returns key's slot and entry, or a nil slot. Under the
+// lock no chunk is dropped, so the probe never starts again.
 func (sh *shard) find(key string, h uint64) (*slot, entry) {
 	tag := tagOf(h)
-	t := sh.tab.Load().table(tag)
+	s, e, _, _ := probe(sh.tab.Load().table(tag), key, tag, sh.a.dir, nil)
+	return s, e
+}
+
+// probe looks key (tag) up in t and returns its slot and entry. cd resolves
+// locs: a writer passes the arena's directory, which is current under the
+// lock; a reader passes nil and src, the published directory, which it
+// loads after the first loc it resolves (so the directory holds that loc's
+// chunk unless it was dropped), and again if a later loc's chunk is not in
+// it (the chunk may be newer than the directory it loaded). dropped reports
+// that a chunk was not there even then: compaction dropped it after moving
+// its records, and the lookup must start again from the index.
+func probe(t *table, key string, tag uint32, cd *chunkDir, src *atomic.Pointer[chunkDir]) (s *slot, e entry, found, dropped bool) {
 	for i := t.home(tag); ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
 		l := loc(s.loc.Load())
 		if l == locEmpty {
-			return nil, entry{}
+			return nil, entry{}, false, false
 		}
 		if l == locTomb || s.tag() != tag {
 			continue
 		}
-		if e := readAt(sh.a.dir.at(l), l); e.key == key {
-			return s, e
+		if cd == nil {
+			cd = src.Load()
+		}
+		c := cd.at(l)
+		if c == nil {
+			if src == nil {
+				panic("shardkv: a slot names a chunk its shard does not hold")
+			}
+			if cd = src.Load(); cd.at(l) == nil {
+				return nil, entry{}, false, true
+			}
+			c = cd.at(l)
+		}
+		if e := readAt(c, l); e.key == key {
+			return s, e, true, false
 		}
 	}
 }
@@ -111,31 +113,21 @@ func (sh *shard) entryOf(s *slot) entry {
 	return readAt(sh.a.dir.at(l), l)
 }
 
-// publishChunks (under mu) publishes the arena's chunk directory if it
-// changed. It must run after a chunk is added and before a loc naming it is
-// stored, and it stores only on a change, so readers' line stays clean.
-func (sh *shard) publishChunks() {
-	if sh.chunks.Load() != sh.a.dir {
-		sh.chunks.Store(sh.a.dir)
-	}
-}
-
-// append (under mu) writes the record of key, v and when into the arena and
-// returns its loc and size. It allocates only when it starts a chunk.
-func appendRecord[V string | []byte](sh *shard, key string, v V, when int64) (loc, int) {
+// appendRecord (under mu) writes the record of key, v and when into the
+// arena and returns its loc. It allocates only when it starts a chunk.
+func appendRecord[V string | []byte](sh *shard, key string, v V, when int64) loc {
 	n := recordSize(len(key), len(v), when)
-	c, off, _ := sh.a.reserve(n)
-	sh.publishChunks()
+	c, off := sh.a.reserve(n)
 	putRecord(c.b[off:off+n], key, v, when)
 	sh.a.added(c, n)
-	return makeLoc(c.no, c.gen, off), n
+	return makeLoc(c.no, c.gen, off)
 }
 
 // storeRecord (under mu) writes key's new record and points the key's slot
 // at it: s, the key's slot, with old its entry; or, when s is nil, a new
 // slot. It returns the slot. The slot's timer is untouched.
 func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h uint64, v V, when int64) *slot {
-	l, _ := appendRecord(sh, key, v, when)
+	l := appendRecord(sh, key, v, when)
 	if s != nil {
 		s.loc.Store(uint64(l)) // publishes the record
 		sh.a.gone(old)
@@ -208,19 +200,6 @@ func (sh *shard) slotOfTimer(r tref) *slot {
 	}
 }
 
-// each (under mu) calls fn with every held entry, expired or not.
-func (sh *shard) each(fn func(entry)) {
-	dir := sh.a.dir
-	sh.tab.Load().each(func(t *table) {
-		for i := range t.slots {
-			l := loc(t.slots[i].loc.Load())
-			if l != locEmpty && l != locTomb {
-				fn(readAt(dir.at(l), l))
-			}
-		}
-	})
-}
-
 // scan visits the shard's entries (expired or not) a table at a time:
 // for each table it takes the lock, calls collect with each of the table's
 // entries, releases the lock and calls flush, stopping if flush returns
@@ -260,7 +239,6 @@ func (sh *shard) reset() int {
 	sh.tab.Load().each(func(t *table) { n += t.live })
 	sh.tab.Store(newDirectory(sh.sbits))
 	sh.a.reset()
-	sh.publishChunks()
 	sh.w.reset()
 	sh.due.Store(noTick)
 	return n
@@ -323,8 +301,7 @@ func (sh *shard) compact() {
 		e := readRecord(c.b, a.clean)
 		l := makeLoc(c.no, c.gen, a.clean)
 		if s := sh.current(e.key, l); s != nil {
-			nc, off, _ := a.reserve(e.size)
-			sh.publishChunks()
+			nc, off := a.reserve(e.size)
 			copy(nc.b[off:off+e.size], c.b[a.clean:a.clean+e.size])
 			s.loc.Store(uint64(makeLoc(nc.no, nc.gen, off)))
 			nc.live += e.size // moved: the shard's live bytes stay
@@ -333,7 +310,6 @@ func (sh *shard) compact() {
 		a.clean += e.size
 		budget -= e.size
 	}
-	sh.publishChunks() // after the drops: every slot names a copy by now
 }
 
 // current (under mu) returns the slot of key if its record is at l.

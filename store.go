@@ -590,15 +590,11 @@ func (st *store) listKeys(prefix string) ([]string, error) {
 	if st.closed.Load() {
 		return nil, ErrClosed
 	}
-	now := st.now()
 	keys := []string{}
-	for i := range st.shards {
-		st.shards[i].scan(func(e entry) {
-			if strings.HasPrefix(e.key, prefix) && !e.expired(now) {
-				keys = append(keys, strings.Clone(e.key)) // a copy: e.key would hold its chunk
-			}
-		}, func() bool { return true })
-	}
+	st.iterate(prefix, func(k, _ string) bool {
+		keys = append(keys, strings.Clone(k)) // a copy: k would hold its chunk
+		return true
+	})
 	return keys, nil
 }
 
@@ -607,16 +603,19 @@ func (st *store) listKeys(prefix string) ([]string, error) {
 // yielded once. It gathers one table's keys (at most 768) under its shard
 // lock and yields them after releasing it, so the loop body may use the
 // store. A closed store yields nothing, and an iteration stops at the next
-// table once the store is closed. The iteration
-// keeps the Store reachable, so a store whose last use is the loop is not
-// closed by its cleanup while the loop runs.
+// table once the store is closed. The iteration keeps the Store reachable,
+// so a store whose last use is the loop is not closed by its cleanup while
+// the loop runs.
 func (s *Store) Keys(prefix string) iter.Seq[string] {
 	return func(yield func(string) bool) {
-		for k := range s.All(prefix) {
-			if !yield(k) {
-				return
-			}
+		defer runtime.KeepAlive(s) // see All
+		st := s.s
+		if st.closed.Load() {
+			return
 		}
+		st.iterate(prefix, func(k, _ string) bool {
+			return yield(strings.Clone(k)) && !st.closed.Load()
+		})
 	}
 }
 
@@ -624,43 +623,48 @@ func (s *Store) Keys(prefix string) iter.Seq[string] {
 // a copy of each one's value, with [Store.Keys]'s consistency: one table at
 // a time, yielding only after its shard's lock is released.
 func (s *Store) All(prefix string) iter.Seq2[string, []byte] {
-	type kv struct {
-		k string
-		v string
-	}
 	return func(yield func(string, []byte) bool) {
 		// The loop below uses only the store, not the handle, so without
 		// this the handle could be collected mid-iteration and its cleanup
 		// close the store under the caller's loop.
 		defer runtime.KeepAlive(s)
 		st := s.s
-		var buf []kv
-		for i := range st.shards {
-			if st.closed.Load() {
-				return
+		if st.closed.Load() {
+			return
+		}
+		st.iterate(prefix, func(k, v string) bool {
+			return yield(strings.Clone(k), []byte(v)) && !st.closed.Load()
+		})
+	}
+}
+
+// iterate calls yield with the present, unexpired keys that start with
+// prefix and their values, a table at a time (see shard.scan): each table's
+// entries are gathered under its shard lock, and yielded after the lock is
+// released, until yield returns false. key and value share chunks: yield
+// copies what it keeps or hands out.
+func (st *store) iterate(prefix string, yield func(key, value string) bool) {
+	type kv struct{ k, v string }
+	var buf []kv
+	for i := range st.shards {
+		now := st.now()
+		more := true
+		st.shards[i].scan(func(e entry) {
+			if strings.HasPrefix(e.key, prefix) && !e.expired(now) {
+				buf = append(buf, kv{e.key, e.value})
 			}
-			now := st.now()
-			more := true
-			st.shards[i].scan(func(e entry) {
-				if strings.HasPrefix(e.key, prefix) && !e.expired(now) {
-					buf = append(buf, kv{e.key, e.value})
+		}, func() bool {
+			for _, p := range buf {
+				if more = yield(p.k, p.v); !more {
+					break
 				}
-			}, func() bool {
-				for _, p := range buf {
-					// Copies, made after the lock is released: the strings
-					// share chunks, which the loop body must not hold alive.
-					if !yield(strings.Clone(p.k), []byte(p.v)) {
-						more = false
-						break
-					}
-				}
-				buf = buf[:0]
-				now = st.now()
-				return more && !st.closed.Load()
-			})
-			if !more {
-				return
 			}
+			buf = buf[:0]
+			now = st.now()
+			return more
+		})
+		if !more {
+			return
 		}
 	}
 }

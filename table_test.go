@@ -228,7 +228,8 @@ func TestRecordEdges(t *testing.T) {
 		if n := recordSize(len(tc.key), len(tc.value), tc.when); n <= 0 {
 			t.Fatalf("record size %d", n)
 		}
-		l, size := appendRecord(&sh, tc.key, tc.value, tc.when)
+		l := appendRecord(&sh, tc.key, tc.value, tc.when)
+		size := recordSize(len(tc.key), len(tc.value), tc.when)
 		e := readRecord(sh.chunks.Load().at(l).b, l.off())
 		if e.key != tc.key || e.value != string(tc.value) || e.when != tc.when || e.size != size {
 			t.Fatalf("record of %q: key %q, %d value bytes, when %d, size %d (want %d)", tc.key, e.key, len(e.value), e.when, e.size, size)
