@@ -69,7 +69,7 @@ const (
 
 	// garbageAllowance is the garbage a shard may hold before compaction
 	// starts, whatever its size.
-	garbageAllowance = 64 << 10
+	garbageAllowance = minChunk
 )
 
 // chunk is one block of records. Its bytes up to used are published
@@ -93,25 +93,36 @@ func (c *chunk) garbage(head *chunk) int {
 	return len(c.b) - c.live
 }
 
-// chunkDir maps chunk numbers to chunks. It is immutable once published:
-// the shard publishes a new one when it adds or drops a chunk.
-type chunkDir struct {
-	chunks []*chunk // by number; nil: free
+// chunkRef is what a reader needs of a chunk: its bytes and generation.
+//
+// The readers' chunk directory is an array of chunkRefs, published (as
+// shard.chunks) as a pointer to its first element: element 0 is a header
+// whose gen holds the array's length, and element no+1 names chunk number
+// no (a free number has a nil b and gen 0, which no loc carries). So a
+// reader resolves a loc with one load from the shard and one from the
+// array, then reads the record: no chunk header in between. The array is
+// immutable once published; the arena publishes a new one when it adds or
+// drops a chunk.
+type chunkRef struct {
+	b   []byte
+	gen uint32
 }
 
-var emptyChunkDir = &chunkDir{}
+var emptyChunkDir = &[]chunkRef{{gen: 1}}[0]
 
-// at returns the chunk l names, or nil if that chunk has been dropped.
-func (d *chunkDir) at(l loc) *chunk {
-	no := l.no()
-	if no >= uint32(len(d.chunks)) {
+// chunkAt returns the bytes of the chunk l names in the directory whose
+// first element is dir, or nil if that chunk has been dropped (or is newer
+// than dir).
+func chunkAt(dir *chunkRef, l loc) []byte {
+	no := uintptr(l.no()) + 1
+	if no >= uintptr(dir.gen) {
 		return nil
 	}
-	c := d.chunks[no]
-	if c == nil || c.gen != l.gen() {
+	r := (*chunkRef)(unsafe.Add(unsafe.Pointer(dir), no*unsafe.Sizeof(chunkRef{})))
+	if r.gen != l.gen() {
 		return nil
 	}
-	return c
+	return r.b
 }
 
 // A record is a flags byte, the key's and the value's lengths as uvarints,
@@ -202,7 +213,7 @@ func readRecord(b []byte, off int) entry {
 	return e
 }
 
-// readAt decodes the record at l, whose chunk is c.
+// readAt (under the shard lock) decodes the record at l, whose chunk is c.
 func readAt(c *chunk, l loc) entry {
 	e := readRecord(c.b, l.off())
 	e.l, e.c = l, c
@@ -211,10 +222,10 @@ func readAt(c *chunk, l loc) entry {
 
 // arena is the writers' side of a shard's chunks: which exist, in what
 // order, and how many of their bytes are still current. Everything in it is
-// under the shard lock; readers see only the chunkDir it publishes.
+// under the shard lock; readers see only the chunkRefs it publishes.
 type arena struct {
-	out      *atomic.Pointer[chunkDir] // where readers load dir from (shard.chunks)
-	dir      *chunkDir                 // the directory, as last published
+	out      *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
+	byNo     []*chunk                  // the chunks by number (nil: free), as last published
 	head     *chunk                    // where small records are appended; nil before the first
 	chunks   []*chunk                  // every chunk held, in no order
 	free     []uint32                  // chunk numbers not in use
@@ -319,18 +330,36 @@ func (a *arena) newChunk(size int) *chunk {
 	return c
 }
 
-// publish makes and publishes a new directory in which number no names c
-// (nil: free). Every change of the directory goes through here, so readers
-// always see the one writers use: a new chunk before any loc names it, a
-// dropped one gone (and free to be collected) at once. It copies one
-// pointer per chunk number: a shard has a few dozen chunks at most (they
-// grow to maxChunk with the shard), so this is cheap.
+// publish records that number no names c (nil: free) and publishes a new
+// readers' directory. Every change of the directory goes through here, so
+// readers always see the one writers use: a new chunk before any loc names
+// it, a dropped one gone (and free to be collected) at once. It copies one
+// entry per chunk number: a shard has a few dozen chunks at most (they grow
+// to maxChunk with the shard), so this is cheap.
 func (a *arena) publish(no uint32, c *chunk) {
-	chunks := make([]*chunk, len(a.gens))
-	copy(chunks, a.dir.chunks)
-	chunks[no] = c
-	a.dir = &chunkDir{chunks: chunks}
-	a.out.Store(a.dir)
+	if int(no) >= len(a.byNo) {
+		a.byNo = append(a.byNo, make([]*chunk, int(no)+1-len(a.byNo))...)
+	}
+	a.byNo[no] = c
+	refs := make([]chunkRef, len(a.byNo)+1)
+	refs[0].gen = uint32(len(refs))
+	for i, c := range a.byNo {
+		if c != nil {
+			refs[i+1] = chunkRef{b: c.b, gen: c.gen}
+		}
+	}
+	a.out.Store(&refs[0])
+}
+
+// chunk (under the shard lock) returns the chunk l names, which must be
+// held: under the lock a slot never names a dropped chunk.
+func (a *arena) chunk(l loc) *chunk {
+	if no := l.no(); int(no) < len(a.byNo) {
+		if c := a.byNo[no]; c != nil && c.gen == l.gen() {
+			return c
+		}
+	}
+	panic("shardkv: a slot names a chunk its shard does not hold")
 }
 
 // drop removes c, whose records are all garbage or copied. Its number is
@@ -371,8 +400,8 @@ func (a *arena) mostGarbage() *chunk {
 
 // reset drops every chunk.
 func (a *arena) reset() {
-	*a = arena{out: a.out, dir: emptyChunkDir, gens: a.gens}
-	a.out.Store(a.dir)
+	*a = arena{out: a.out, gens: a.gens}
+	a.out.Store(emptyChunkDir)
 	// The numbers' generations are kept, so a loc read before the reset
 	// never resolves to a chunk made after it.
 	for i := range a.gens {
@@ -381,9 +410,9 @@ func (a *arena) reset() {
 }
 
 // overfull reports whether the shard holds enough garbage that writes
-// should pay for cleaning: more than 5/8 of the live bytes (so that with
+// should pay for cleaning: more than 7/8 of the live bytes (so that with
 // the cleaning rate of shard.compact, what is held stays within twice the
 // live bytes), beyond a fixed allowance.
 func (a *arena) overfull() bool {
-	return a.used-a.live > a.live*5/8+garbageAllowance && len(a.chunks) > 1
+	return a.used-a.live > a.live*7/8+garbageAllowance && len(a.chunks) > 1
 }

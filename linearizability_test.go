@@ -283,7 +283,7 @@ func TestLinearizablePointOperations(t *testing.T) {
 	// churn goroutine sees.
 	type shardSeen struct {
 		dir    *directory
-		chunks *chunkDir
+		chunks *chunkRef
 	}
 	sawRebuild := func(last *shardSeen) {
 		sh := &s.s.shards[0]

@@ -11,7 +11,7 @@ type shardFields struct {
 	// tab is the shard's index and chunks its chunk directory. Readers load
 	// them without any lock; only a writer holding mu replaces them.
 	tab    atomic.Pointer[directory]
-	chunks atomic.Pointer[chunkDir]
+	chunks atomic.Pointer[chunkRef]
 	// The readers' words get a cache line of their own, so that writers
 	// taking mu do not take the line from readers.
 	_ [48]byte
@@ -44,7 +44,7 @@ type shard struct {
 func (sh *shard) init(sbits uint8, hash func(string) uint64) {
 	sh.sbits, sh.hash = sbits, hash
 	sh.tab.Store(newDirectory(sbits))
-	sh.a.out, sh.a.dir = &sh.chunks, emptyChunkDir
+	sh.a.out = &sh.chunks
 	sh.chunks.Store(emptyChunkDir)
 	sh.due.Store(noTick)
 }
@@ -52,11 +52,13 @@ func (sh *shard) init(sbits uint8, hash func(string) uint64) {
 // get returns key's entry, expired or not, and whether it is held. It takes
 // no lock and writes nothing: see table and arena for why what it reads is
 // consistent. A lookup that finds its record's chunk dropped by compaction
-// starts again; the slot names the record's copy by then.
+// starts again; the slot names the record's copy by then. The entry it
+// returns has no chunk (e.c): that is for writers.
 func (sh *shard) get(key string, h uint64) (entry, bool) {
 	tag := tagOf(h)
 	for {
-		if _, e, ok, dropped := probe(sh.tab.Load().table(tag), key, tag, nil, &sh.chunks); !dropped {
+		first, mask := sh.tab.Load().slots(tag)
+		if _, e, ok, dropped := probe(first, mask, key, tag, nil, &sh.chunks); !dropped {
 			return e, ok
 		}
 	}
@@ -66,21 +68,24 @@ func (sh *shard) get(key string, h uint64) (entry, bool) {
 // lock no chunk is dropped, so the probe never starts again.
 func (sh *shard) find(key string, h uint64) (*slot, entry) {
 	tag := tagOf(h)
-	s, e, _, _ := probe(sh.tab.Load().table(tag), key, tag, sh.a.dir, nil)
+	t := sh.tab.Load().table(tag)
+	s, e, _, _ := probe(&t.slots[0], t.mask, key, tag, &sh.a, nil)
 	return s, e
 }
 
-// probe looks key (tag) up in t and returns its slot and entry. cd resolves
-// locs: a writer passes the arena's directory, which is current under the
-// lock; a reader passes nil and src, the published directory, which it
-// loads after the first loc it resolves (so the directory holds that loc's
-// chunk unless it was dropped), and again if a later loc's chunk is not in
-// it (the chunk may be newer than the directory it loaded). dropped reports
-// that a chunk was not there even then: compaction dropped it after moving
-// its records, and the lookup must start again from the index.
-func probe(t *table, key string, tag uint32, cd *chunkDir, src *atomic.Pointer[chunkDir]) (s *slot, e entry, found, dropped bool) {
-	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := &t.slots[i]
+// probe looks key (tag) up in the table of first and mask, and returns its
+// slot and entry. A writer passes its arena, which resolves locs and is
+// current under the lock. A reader passes src, the published chunk
+// directory, which it loads after the first loc it resolves (so the
+// directory holds that loc's chunk unless it was dropped), and again if a
+// later loc's chunk is not in it (the chunk may be newer than the directory
+// it loaded). dropped reports that a chunk was not there even then:
+// compaction dropped it after moving its records, and the lookup must start
+// again from the index.
+func probe(first *slot, mask uint32, key string, tag uint32, a *arena, src *atomic.Pointer[chunkRef]) (s *slot, e entry, found, dropped bool) {
+	var dir *chunkRef
+	for i := tag & mask; ; i = (i + 1) & mask {
+		s := slotAt(first, i)
 		l := loc(s.loc.Load())
 		if l == locEmpty {
 			return nil, entry{}, false, false
@@ -88,20 +93,24 @@ func probe(t *table, key string, tag uint32, cd *chunkDir, src *atomic.Pointer[c
 		if l == locTomb || s.tag() != tag {
 			continue
 		}
-		if cd == nil {
-			cd = src.Load()
-		}
-		c := cd.at(l)
-		if c == nil {
-			if src == nil {
-				panic("shardkv: a slot names a chunk its shard does not hold")
+		var e entry
+		if a != nil {
+			e = readAt(a.chunk(l), l)
+		} else {
+			if dir == nil {
+				dir = src.Load()
 			}
-			if cd = src.Load(); cd.at(l) == nil {
-				return nil, entry{}, false, true
+			b := chunkAt(dir, l)
+			if b == nil {
+				if dir = src.Load(); chunkAt(dir, l) == nil {
+					return nil, entry{}, false, true
+				}
+				b = chunkAt(dir, l)
 			}
-			c = cd.at(l)
+			e = readRecord(b, l.off())
+			e.l = l
 		}
-		if e := readAt(c, l); e.key == key {
+		if e.key == key {
 			return s, e, true, false
 		}
 	}
@@ -110,7 +119,7 @@ func probe(t *table, key string, tag uint32, cd *chunkDir, src *atomic.Pointer[c
 // entryOf (under mu) returns the entry s names.
 func (sh *shard) entryOf(s *slot) entry {
 	l := loc(s.loc.Load())
-	return readAt(sh.a.dir.at(l), l)
+	return readAt(sh.a.chunk(l), l)
 }
 
 // appendRecord (under mu) writes the record of key, v and when into the
@@ -216,12 +225,11 @@ func (sh *shard) scan(collect func(entry), flush func() bool) {
 	for c := uint64(0); c < end; {
 		sh.mu.Lock()
 		d := sh.tab.Load()
-		t := d.tables[c>>(maxD-uint(d.depth))].Load()
+		t := d.entries[c>>(maxD-uint(d.depth))].t
 		span := uint64(1) << (maxD - uint(t.depth))
-		dir := sh.a.dir
 		for i := range t.slots {
 			if l := loc(t.slots[i].loc.Load()); l != locEmpty && l != locTomb {
-				collect(readAt(dir.at(l), l))
+				collect(readAt(sh.a.chunk(l), l))
 			}
 		}
 		sh.mu.Unlock()
@@ -259,15 +267,16 @@ func (sh *shard) reset() int {
 // it, and goes when it does.
 //
 // Why what is held stays within twice the live bytes: cleaning starts when
-// garbage (sealed chunks' unfilled tails included) exceeds 5/8 of the live
+// garbage (sealed chunks' unfilled tails included) exceeds 7/8 of the live
 // bytes plus garbageAllowance. Then the chunk with the most garbage has at
-// least the average share, 5/13, so reading 4n bytes of it frees at least
-// 1.5n for every n of garbage a write makes: garbage shrinks while it is
+// least the average share, 7/15, so reading 4n bytes of it frees at least
+// 1.8n for every n of garbage a write makes: garbage shrinks while it is
 // over the threshold. Beyond the threshold it can hold only the copies
 // made from the chunk being cleaned (one chunk, at most a sixteenth of the
-// shard) and one step's work: 1 + 5/8 + 1/16 < 2, so what is used stays
+// shard) and one step's work: 1 + 7/8 + 1/16 < 2, so what is used stays
 // within twice the live bytes plus the allowance and one step; what is held
-// adds the head chunk's unfilled rest.
+// adds the head chunk's unfilled rest. The higher the threshold, the less
+// is copied per byte freed (8/7 bytes at this one, against 8/5 at 5/8).
 const (
 	compactRate = 4
 	compactStep = 64 << 10

@@ -164,17 +164,35 @@ func (t *table) copyInto(lo, hi *table, bit uint32) {
 // the hashes whose depth bits below the shard's bits are its number. A table
 // of depth d < depth fills 1<<(depth-d) consecutive, aligned entries.
 //
-// Entries are atomic, and a split, grow or rebuild stores the new tables
-// into the old table's entries in place (one or two stores, usually), so it
+// An entry holds what a reader needs to probe its table, the first slot
+// and the mask, so a lookup goes from the entry straight to the slots, with
+// no table header in between (at 10M keys the headers alone would be a
+// megabyte of cache lines). A split or rebuild stores the new tables into
+// the old table's entries in place (one or two stores, usually), so it
 // never copies the directory; only doubling it does, once per doubling of
-// the shard. A reader may load an entry before or after that store: before,
-// it gets the old table, which is never written again and holds the state
-// of the moment it was replaced; after, the new one. Both are states the
-// read may return.
+// the shard, and a grow, which changes a table's mask (a table smaller than
+// maxTableSlots is the only table of its directory, so that copy is one
+// entry). So an entry's mask never changes once the directory is published,
+// and its slots are replaced only by slots of the same mask. A reader may
+// load an entry's slots before or after that store: before, it gets the old
+// table, which is never written again and holds the state of the moment it
+// was replaced; after, the new one. Both are states the read may return.
 type directory struct {
-	tables []atomic.Pointer[table]
-	depth  uint8
-	sbits  uint8 // the shard-number bits at the top of the hash
+	entries []dirEntry
+	depth   uint8
+	sbits   uint8 // the shard-number bits at the top of the hash
+}
+
+type dirEntry struct {
+	slots atomic.Pointer[slot] // &t.slots[0]
+	mask  uint32               // t.mask; fixed once the directory is published
+	t     *table               // the table, for writers; under the shard lock
+}
+
+// set points an entry of an unpublished directory at t.
+func (e *dirEntry) set(t *table) {
+	e.t, e.mask = t, t.mask
+	e.slots.Store(&t.slots[0])
 }
 
 // maxDepth is the deepest a directory goes: its bits and the home-slot bits
@@ -188,19 +206,32 @@ func (d *directory) index(tag uint32) uint32 {
 	return tag << d.sbits >> (32 - uint32(d.depth)) // 0 when depth is 0 (a shift by 32 is 0)
 }
 
-// table returns the table for tag.
-func (d *directory) table(tag uint32) *table { return d.tables[d.index(tag)].Load() }
+// table (under the shard lock) returns the table for tag.
+func (d *directory) table(tag uint32) *table { return d.entries[d.index(tag)].t }
+
+// slots returns the first slot and the mask of the table for tag, for a
+// reader: safe without the lock.
+func (d *directory) slots(tag uint32) (*slot, uint32) {
+	e := &d.entries[d.index(tag)]
+	return e.slots.Load(), e.mask
+}
+
+// slotAt is slot i of the table whose first slot is first; i must be within
+// its mask.
+func slotAt(first *slot, i uint32) *slot {
+	return (*slot)(unsafe.Add(unsafe.Pointer(first), uintptr(i)*unsafe.Sizeof(slot{})))
+}
 
 func newDirectory(sbits uint8) *directory {
-	d := &directory{tables: make([]atomic.Pointer[table], 1), sbits: sbits}
-	d.tables[0].Store(newTable(minTableSlots, 0))
+	d := &directory{entries: make([]dirEntry, 1), sbits: sbits}
+	d.entries[0].set(newTable(minTableSlots, 0))
 	return d
 }
 
-// each calls fn with every table once.
+// each (under the shard lock) calls fn with every table once.
 func (d *directory) each(fn func(*table)) {
-	for i := 0; i < len(d.tables); {
-		t := d.tables[i].Load()
+	for i := 0; i < len(d.entries); {
+		t := d.entries[i].t
 		fn(t)
 		i += 1 << (d.depth - t.depth)
 	}
@@ -208,12 +239,12 @@ func (d *directory) each(fn func(*table)) {
 
 // makeRoom (under the shard lock) returns a directory in which the table
 // for tag can take one more slot: d itself, if the table is not full or it
-// was rebuilt, grown or split in place, or a new, doubled directory. It
-// copies at most one table's slots (and, when it doubles the directory,
-// its entries).
+// was rebuilt or split in place, or a new directory (doubled, or with the
+// table grown). It copies at most one table's slots (and, when it makes a
+// new directory, its entries).
 func (d *directory) makeRoom(tag uint32) *directory {
 	i := d.index(tag)
-	t := d.tables[i].Load()
+	t := d.entries[i].t
 	if !t.full() {
 		return d
 	}
@@ -233,22 +264,45 @@ func (d *directory) makeRoom(tag uint32) *directory {
 	}
 	nt := newTable(n, t.depth)
 	t.copyInto(nt, nil, 0)
-	d.replace(i, t, nt, nil)
-	return d
+	return d.replace(i, t, nt, nil)
+}
+
+// grown returns a copy of d with depth+extra bits: each entry repeated
+// 1<<extra times.
+func (d *directory) grown(extra uint8) *directory {
+	nd := &directory{entries: make([]dirEntry, len(d.entries)<<extra), depth: d.depth + extra, sbits: d.sbits}
+	for k := range nd.entries {
+		nd.entries[k].set(d.entries[k>>extra].t)
+	}
+	return nd
 }
 
 // replace stores, in the entries of old (entry i among them), nt, or, if
-// hi is not nil, nt in the lower half of them and hi in the upper half.
-func (d *directory) replace(i uint32, old, nt, hi *table) {
+// hi (of nt's size) is not nil, nt in the lower half of them and hi in the
+// upper half, and returns the directory: d, changed in place, or, if the
+// new tables' mask is not old's, a changed copy (an entry's mask is fixed
+// once published).
+func (d *directory) replace(i uint32, old, nt, hi *table) *directory {
+	copied := nt.mask != old.mask
+	if copied {
+		d = d.grown(0)
+	}
 	span := uint32(1) << (d.depth - old.depth)
 	first := i &^ (span - 1)
 	for k := range span {
+		t := nt
 		if hi != nil && k >= span/2 {
-			d.tables[first+k].Store(hi)
-		} else {
-			d.tables[first+k].Store(nt)
+			t = hi
 		}
+		e := &d.entries[first+k]
+		if copied {
+			e.set(t)
+			continue
+		}
+		e.t = t
+		e.slots.Store(&t.slots[0]) // publishes t's slots, written before
 	}
+	return d
 }
 
 // splitBit is the tag bit that parts the halves when t is split: the first
@@ -263,7 +317,7 @@ func (d *directory) splitBit(t *table) uint32 {
 // get less than an eighth of the keys (then the halves would not both
 // have room).
 func (d *directory) split(i uint32) *directory {
-	t := d.tables[i].Load()
+	t := d.entries[i].t
 	bit := d.splitBit(t)
 	lo, hi := newTable(maxTableSlots, t.depth+1), newTable(maxTableSlots, t.depth+1)
 	t.copyInto(lo, hi, bit)
@@ -271,14 +325,7 @@ func (d *directory) split(i uint32) *directory {
 		return nil
 	}
 	if t.depth == d.depth {
-		nd := &directory{tables: make([]atomic.Pointer[table], 2*len(d.tables)), depth: d.depth + 1, sbits: d.sbits}
-		for k := range d.tables {
-			tk := d.tables[k].Load()
-			nd.tables[2*k].Store(tk)
-			nd.tables[2*k+1].Store(tk)
-		}
-		d, i = nd, 2*i
+		d, i = d.grown(1), 2*i
 	}
-	d.replace(i, t, lo, hi)
-	return d
+	return d.replace(i, t, lo, hi)
 }
