@@ -226,6 +226,7 @@ func readAt(c *chunk, l loc) entry {
 type arena struct {
 	out      *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
 	byNo     []*chunk                  // the chunks by number (nil: free), as last published
+	sp       *spares                   // the shard's spare memory, or nil
 	head     *chunk                    // where small records are appended; nil before the first
 	chunks   []*chunk                  // every chunk held, in no order
 	free     []uint32                  // chunk numbers not in use
@@ -254,7 +255,7 @@ func (a *arena) chunkSize() int {
 // before any loc names it.
 func (a *arena) reserve(n int) (c *chunk, off int) {
 	if n > largeRecord { // a chunk of its own, never the head
-		c = a.newChunk(n)
+		c = a.newChunk(make([]byte, n))
 		c.used = n
 		a.used += n
 		return c, 0
@@ -265,7 +266,14 @@ func (a *arena) reserve(n int) (c *chunk, off int) {
 		for size < n { // n <= largeRecord < maxChunk
 			size *= 2
 		}
-		a.head = a.newChunk(size)
+		b := a.sp.takeChunk(n, size)
+		if b == nil {
+			b = make([]byte, size)
+		}
+		if len(a.chunks) >= spareMinChunks {
+			a.sp.ask() // for the next one
+		}
+		a.head = a.newChunk(b)
 	}
 	c = a.head
 	off = c.used
@@ -306,9 +314,10 @@ func (a *arena) gone(e entry) {
 	}
 }
 
-// newChunk makes a chunk of size bytes, gives it a number and a new
-// generation, and publishes a directory that holds it.
-func (a *arena) newChunk(size int) *chunk {
+// newChunk makes a chunk of b, which is zeroed and referred to by nothing
+// else, gives it a number and a new generation, and publishes a directory
+// that holds it.
+func (a *arena) newChunk(b []byte) *chunk {
 	var no uint32
 	if k := len(a.free); k > 0 {
 		no = a.free[k-1]
@@ -322,8 +331,8 @@ func (a *arena) newChunk(size int) *chunk {
 	}
 	gen := a.gens[no]%genMask + 1 // 1..genMask: never 0, so no loc is empty or a tomb
 	a.gens[no] = gen
-	c := &chunk{b: make([]byte, size), no: no, gen: gen}
-	a.held += size
+	c := &chunk{b: b, no: no, gen: gen}
+	a.held += len(b)
 	c.at = len(a.chunks)
 	a.chunks = append(a.chunks, c)
 	a.publish(no, c)
@@ -400,7 +409,7 @@ func (a *arena) mostGarbage() *chunk {
 
 // reset drops every chunk.
 func (a *arena) reset() {
-	*a = arena{out: a.out, gens: a.gens}
+	*a = arena{out: a.out, gens: a.gens, sp: a.sp}
 	a.out.Store(emptyChunkDir)
 	// The numbers' generations are kept, so a loc read before the reset
 	// never resolves to a chunk made after it.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // checkArenaBound asserts the compaction bound: the bytes a shard's chunks
@@ -125,14 +126,25 @@ func TestCompactionUnderExpiry(t *testing.T) {
 // never one per entry. A field with a pointer added to any of them fails
 // here before it brings the GC cost back.
 func TestIndexIsPointerFree(t *testing.T) {
-	for _, v := range []any{slot{}, timer{}, [timerPage]timer{}, wheelLevel{}, loc(0), tref(0)} {
+	for _, v := range []any{slot{}, table{}, timer{}, [timerPage]timer{}, wheelLevel{}, loc(0), tref(0)} {
 		if typ := reflect.TypeOf(v); hasPointers(typ) {
 			t.Errorf("%v holds pointers", typ)
 		}
 	}
-	// A table's slots and a chunk's bytes are one pointer-free array each.
-	if hasPointers(reflect.TypeOf(table{}.slots).Elem()) || hasPointers(reflect.TypeOf(chunk{}.b).Elem()) {
-		t.Error("table slots or chunk bytes hold pointers")
+	// A table is allocated as slots (its header in the first ones), and a
+	// chunk's bytes are one array.
+	// Its header's slots are tombs to every probe.
+	m := newTable(minTableSlots, 0)
+	if len(m.slots()) != minTableSlots || unsafe.Sizeof(table{}) != uintptr(headerSlots)*unsafe.Sizeof(slot{}) {
+		t.Errorf("a table of %d slots, header of %d bytes", len(m.slots()), unsafe.Sizeof(table{}))
+	}
+	for i := range headerSlots {
+		if l := loc(m.slots()[i].loc.Load()); l != locTomb {
+			t.Errorf("header slot %d: loc %d, not a tomb", i, l)
+		}
+	}
+	if hasPointers(reflect.TypeOf(chunk{}.b).Elem()) {
+		t.Error("chunk bytes hold pointers")
 	}
 }
 

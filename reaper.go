@@ -8,7 +8,8 @@ import (
 
 // reap is the store's one background goroutine. It sleeps until the
 // earliest due tick of any shard's wheel, reclaims what is due, and sleeps
-// again; with no TTL entry anywhere it sleeps until a writer wakes it. It
+// again; with no TTL entry anywhere it sleeps until a writer wakes it. A
+// shard that asks for spare memory wakes it too (see spares). It
 // reads each shard's due tick without locking and locks only shards with
 // work, in reclaimBudget-sized holds.
 func (s *store) reap() {
@@ -41,6 +42,9 @@ func (s *store) reap() {
 		case <-fired:
 		case <-s.wake:
 			t.Stop()
+		case <-s.prep:
+			t.Stop()
+			s.refillAll()
 		case <-s.done:
 			return
 		}

@@ -27,6 +27,7 @@ type shardFields struct {
 	due atomic.Int64
 	w   wheel
 	a   arena
+	sp  spares
 	// hash is the store's key hash: compaction uses it to find the slot of
 	// a record it reads from a chunk.
 	hash  func(string) uint64
@@ -41,8 +42,12 @@ type shard struct {
 	_ [(128 - unsafe.Sizeof(shardFields{})%128) % 128]byte
 }
 
-func (sh *shard) init(sbits uint8, hash func(string) uint64) {
+// init readies the shard. prep, if not nil, is where it asks the store's
+// background goroutine for spare memory.
+func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{}) {
 	sh.sbits, sh.hash = sbits, hash
+	sh.sp.signal = prep
+	sh.a.sp = &sh.sp
 	sh.tab.Store(newDirectory(sbits))
 	sh.a.out = &sh.chunks
 	sh.chunks.Store(emptyChunkDir)
@@ -69,7 +74,7 @@ func (sh *shard) get(key string, h uint64) (entry, bool) {
 func (sh *shard) find(key string, h uint64) (*slot, entry) {
 	tag := tagOf(h)
 	t := sh.tab.Load().table(tag)
-	s, e, _, _ := probe(&t.slots[0], t.mask, key, tag, &sh.a, nil)
+	s, e, _, _ := probe(t.first(), t.mask, key, tag, &sh.a, nil)
 	return s, e
 }
 
@@ -143,7 +148,7 @@ func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h
 	} else {
 		tag := tagOf(h)
 		d := sh.tab.Load()
-		if nd := d.makeRoom(tag); nd != d {
+		if nd := d.makeRoom(tag, &sh.sp); nd != d {
 			sh.tab.Store(nd)
 			d = nd
 		}
@@ -196,7 +201,7 @@ func (sh *shard) slotOfTimer(r tref) *slot {
 	tag := tagOf(sh.w.at(r).hash)
 	t := sh.tab.Load().table(tag)
 	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := &t.slots[i]
+		s := &t.slots()[i]
 		switch loc(s.loc.Load()) {
 		case locEmpty:
 			panic("shardkv: a scheduled timer's key is not in its table")
@@ -225,10 +230,10 @@ func (sh *shard) scan(collect func(entry), flush func() bool) {
 	for c := uint64(0); c < end; {
 		sh.mu.Lock()
 		d := sh.tab.Load()
-		t := d.entries[c>>(maxD-uint(d.depth))].t
+		t := d.entries[c>>(maxD-uint(d.depth))].t.Load()
 		span := uint64(1) << (maxD - uint(t.depth))
-		for i := range t.slots {
-			if l := loc(t.slots[i].loc.Load()); l != locEmpty && l != locTomb {
+		for i := range t.slots() {
+			if l := loc(t.slots()[i].loc.Load()); l != locEmpty && l != locTomb {
 				collect(readAt(sh.a.chunk(l), l))
 			}
 		}
@@ -244,9 +249,10 @@ func (sh *shard) scan(collect func(entry), flush func() bool) {
 // entries there were.
 func (sh *shard) reset() int {
 	n := 0
-	sh.tab.Load().each(func(t *table) { n += t.live })
+	sh.tab.Load().each(func(t *table) { n += int(t.live) })
 	sh.tab.Store(newDirectory(sh.sbits))
 	sh.a.reset()
+	sh.sp.chunk, sh.sp.tables, sh.sp.want = nil, nil, false
 	sh.w.reset()
 	sh.due.Store(noTick)
 	return n
@@ -326,7 +332,7 @@ func (sh *shard) current(key string, l loc) *slot {
 	tag := tagOf(sh.hash(key))
 	t := sh.tab.Load().table(tag)
 	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := &t.slots[i]
+		s := &t.slots()[i]
 		switch loc(s.loc.Load()) {
 		case locEmpty:
 			return nil

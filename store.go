@@ -64,6 +64,7 @@ type store struct {
 	life   sync.Mutex // orders Close against starting a watcher goroutine
 	done   chan struct{}
 	wake   chan struct{}
+	prep   chan struct{} // shards asking for spare memory (see spares); nil without a reaper
 	wg     sync.WaitGroup
 }
 
@@ -84,8 +85,11 @@ func New(opts ...Option) *Store {
 		done:         make(chan struct{}),
 		wake:         make(chan struct{}, 1),
 	}
+	if !o.noReaper {
+		s.prep = make(chan struct{}, 1)
+	}
 	for i := range s.shards {
-		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String)
+		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String, s.prep)
 	}
 	s.maxKeys.Store(int64(o.maxKeys))
 	s.maxValueSize.Store(int64(o.maxValueSize))

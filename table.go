@@ -66,37 +66,70 @@ func (s *slot) set(meta uint64, l loc) {
 // setTimer (under the shard lock) changes the slot's timer, keeping its tag.
 func (s *slot) setTimer(r tref) { s.meta.Store(s.meta.Load()&^0xffffffff | uint64(r)) }
 
-// table is one open-addressing table with linear probing.
+// table is one open-addressing table with linear probing, and the header
+// of its own allocation: a table of n slots is one pointer-free block of
+// exactly n slots (a size the allocator has a class for, so nothing is
+// rounded up), whose first headerSlots slots hold the header. Those slots'
+// loc words are locTomb, forever: every probe goes past them as it goes
+// past a removed key, and no writer reuses them (insert and remove skip
+// them). So a table is one object for the garbage collector, which neither
+// scans it nor follows anything from it, and a reader never reads the
+// header (it takes the mask from the directory entry).
 type table struct {
-	slots []slot
 	mask  uint32
 	depth uint8 // how many hash bits below the shard's all its keys share
-	// live and used (live plus tombs) are written only under the shard
-	// lock and never read by readers.
-	live, used int
+	_     [3]byte
+	tomb0 uint64 // slot 0's loc: locTomb
+	// live and used (live plus tombs, the header's two included) are
+	// written only under the shard lock and never read by readers.
+	live, used int32
+	tomb1 uint64 // slot 1's loc: locTomb
 }
 
+// headerSlots is how many slots the header takes.
+const headerSlots = uint32(unsafe.Sizeof(table{}) / unsafe.Sizeof(slot{}))
+
+// newTable allocates a table of n slots (a power of two, at least 8), all
+// empty but the header's.
 func newTable(n int, depth uint8) *table {
-	return &table{slots: make([]slot, n), mask: uint32(n - 1), depth: depth}
+	mem := make([]slot, n)
+	// The block is pointer-free and so is the header, so the collector
+	// treats a *table as what it is: a pointer to the start of a block it
+	// keeps whole and does not scan. The block is 8-byte aligned, as the
+	// header needs.
+	t := (*table)(unsafe.Pointer(&mem[0]))
+	t.mask, t.depth = uint32(n-1), depth
+	t.tomb0, t.tomb1 = uint64(locTomb), uint64(locTomb)
+	t.used = int32(headerSlots)
+	return t
 }
+
+// first is the table's first slot (its header's).
+func (t *table) first() *slot { return (*slot)(unsafe.Pointer(t)) }
+
+// slots is the table's slots, the header's included.
+func (t *table) slots() []slot { return unsafe.Slice(t.first(), int(t.mask)+1) }
 
 // home is the first slot a probe for tag looks at.
 func (t *table) home(tag uint32) uint32 { return tag & t.mask }
 
 // full reports whether one more slot may not be taken without breaking the
 // quarter-empty rule.
-func (t *table) full() bool { return (t.used+1)*4 > len(t.slots)*3 }
+func (t *table) full() bool { return (int(t.used)+1)*4 > len(t.slots())*3 }
 
 // insert (under the shard lock) stores the key of tag at l, and returns its
-// slot. The key must be absent. It reuses the first tomb of the probe, or
-// takes an empty slot; the table must not be full.
+// slot. The key must be absent. It reuses the first tomb of the probe (not
+// the header's), or takes an empty slot; the table must not be full.
 func (t *table) insert(tag uint32, l loc, r tref) *slot {
 	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := &t.slots[i]
+		s := &t.slots()[i]
 		switch loc(s.loc.Load()) {
 		case locEmpty:
 			t.used++
 		case locTomb:
+			if i < headerSlots {
+				continue
+			}
 		default:
 			continue
 		}
@@ -112,12 +145,12 @@ func (t *table) insert(tag uint32, l loc, r tref) *slot {
 // further), and so do the tombs just before it.
 func (t *table) remove(s *slot) {
 	t.live--
-	i := uint32((uintptr(unsafe.Pointer(s)) - uintptr(unsafe.Pointer(&t.slots[0]))) / unsafe.Sizeof(slot{}))
-	if i > t.mask || &t.slots[i] != s {
+	i := uint32((uintptr(unsafe.Pointer(s)) - uintptr(unsafe.Pointer(t.first()))) / unsafe.Sizeof(slot{}))
+	if i > t.mask || i < headerSlots || &t.slots()[i] != s {
 		panic("shardkv: remove of a slot of another table")
 	}
 	s.meta.Store(s.meta.Load() &^ 0xffffffff) // no timer
-	if loc(t.slots[(i+1)&t.mask].loc.Load()) != locEmpty {
+	if loc(t.slots()[(i+1)&t.mask].loc.Load()) != locEmpty {
 		s.loc.Store(uint64(locTomb))
 		return
 	}
@@ -125,11 +158,11 @@ func (t *table) remove(s *slot) {
 	// empty and ends it: i may end it too. Then the same holds for a tomb
 	// at i-1, and so on back.
 	for {
-		t.slots[i].loc.Store(uint64(locEmpty))
+		t.slots()[i].loc.Store(uint64(locEmpty))
 		t.used--
 		i = (i - 1) & t.mask
-		if loc(t.slots[i].loc.Load()) != locTomb {
-			return
+		if i < headerSlots || loc(t.slots()[i].loc.Load()) != locTomb {
+			return // the header's tombs stay
 		}
 	}
 }
@@ -138,8 +171,8 @@ func (t *table) remove(s *slot) {
 // or, if hi is not nil, into lo or hi by the tag's bit: one pass over t.
 // lo and hi are not published yet.
 func (t *table) copyInto(lo, hi *table, bit uint32) {
-	for i := range t.slots {
-		s := &t.slots[i]
+	for i := range t.slots() {
+		s := &t.slots()[i]
 		l := loc(s.loc.Load())
 		if l == locEmpty || l == locTomb {
 			continue
@@ -151,10 +184,10 @@ func (t *table) copyInto(lo, hi *table, bit uint32) {
 			nt = hi
 		}
 		j := nt.home(tag)
-		for loc(nt.slots[j].loc.Load()) != locEmpty {
+		for loc(nt.slots()[j].loc.Load()) != locEmpty {
 			j = (j + 1) & nt.mask
 		}
-		nt.slots[j].set(m, l)
+		nt.slots()[j].set(m, l)
 		nt.live++
 		nt.used++
 	}
@@ -164,10 +197,10 @@ func (t *table) copyInto(lo, hi *table, bit uint32) {
 // the hashes whose depth bits below the shard's bits are its number. A table
 // of depth d < depth fills 1<<(depth-d) consecutive, aligned entries.
 //
-// An entry holds what a reader needs to probe its table, the first slot
-// and the mask, so a lookup goes from the entry straight to the slots, with
-// no table header in between (at 10M keys the headers alone would be a
-// megabyte of cache lines). A split or rebuild stores the new tables into
+// An entry holds what a reader needs to probe its table, the table and its
+// mask, so a lookup goes from the entry straight to the slots, never
+// loading the table's header (at 10M keys the headers' cache lines alone
+// would be a megabyte). A split or rebuild stores the new tables into
 // the old table's entries in place (one or two stores, usually), so it
 // never copies the directory; only doubling it does, once per doubling of
 // the shard, and a grow, which changes a table's mask (a table smaller than
@@ -184,15 +217,14 @@ type directory struct {
 }
 
 type dirEntry struct {
-	slots atomic.Pointer[slot] // &t.slots[0]
-	mask  uint32               // t.mask; fixed once the directory is published
-	t     *table               // the table, for writers; under the shard lock
+	t    atomic.Pointer[table]
+	mask uint32 // t's mask; fixed once the directory is published
 }
 
 // set points an entry of an unpublished directory at t.
 func (e *dirEntry) set(t *table) {
-	e.t, e.mask = t, t.mask
-	e.slots.Store(&t.slots[0])
+	e.mask = t.mask
+	e.t.Store(t)
 }
 
 // maxDepth is the deepest a directory goes: its bits and the home-slot bits
@@ -207,13 +239,13 @@ func (d *directory) index(tag uint32) uint32 {
 }
 
 // table (under the shard lock) returns the table for tag.
-func (d *directory) table(tag uint32) *table { return d.entries[d.index(tag)].t }
+func (d *directory) table(tag uint32) *table { return d.entries[d.index(tag)].t.Load() }
 
 // slots returns the first slot and the mask of the table for tag, for a
 // reader: safe without the lock.
 func (d *directory) slots(tag uint32) (*slot, uint32) {
 	e := &d.entries[d.index(tag)]
-	return e.slots.Load(), e.mask
+	return e.t.Load().first(), e.mask
 }
 
 // slotAt is slot i of the table whose first slot is first; i must be within
@@ -231,7 +263,7 @@ func newDirectory(sbits uint8) *directory {
 // each (under the shard lock) calls fn with every table once.
 func (d *directory) each(fn func(*table)) {
 	for i := 0; i < len(d.entries); {
-		t := d.entries[i].t
+		t := d.entries[i].t.Load()
 		fn(t)
 		i += 1 << (d.depth - t.depth)
 	}
@@ -242,19 +274,19 @@ func (d *directory) each(fn func(*table)) {
 // was rebuilt or split in place, or a new directory (doubled, or with the
 // table grown). It copies at most one table's slots (and, when it makes a
 // new directory, its entries).
-func (d *directory) makeRoom(tag uint32) *directory {
+func (d *directory) makeRoom(tag uint32, sp *spares) *directory {
 	i := d.index(tag)
-	t := d.entries[i].t
+	t := d.entries[i].t.Load()
 	if !t.full() {
 		return d
 	}
-	n := len(t.slots)
+	n := len(t.slots())
 	switch {
-	case t.live*8 < n*3: // mostly tombs: rebuild at the same size
+	case int(t.live)*8 < n*3: // mostly tombs: rebuild at the same size
 	case n < maxTableSlots || t.depth >= d.maxDepth():
 		n *= 2 // small, or as deep as it may go: grow
 	default:
-		if nd := d.split(i); nd != nil {
+		if nd := d.split(i, sp); nd != nil {
 			return nd
 		}
 		// Keys a split would not part (hashes that agree on far more bits
@@ -272,7 +304,7 @@ func (d *directory) makeRoom(tag uint32) *directory {
 func (d *directory) grown(extra uint8) *directory {
 	nd := &directory{entries: make([]dirEntry, len(d.entries)<<extra), depth: d.depth + extra, sbits: d.sbits}
 	for k := range nd.entries {
-		nd.entries[k].set(d.entries[k>>extra].t)
+		nd.entries[k].set(d.entries[k>>extra].t.Load())
 	}
 	return nd
 }
@@ -299,8 +331,7 @@ func (d *directory) replace(i uint32, old, nt, hi *table) *directory {
 			e.set(t)
 			continue
 		}
-		e.t = t
-		e.slots.Store(&t.slots[0]) // publishes t's slots, written before
+		e.t.Store(t) // publishes t's slots, written before
 	}
 	return d
 }
@@ -311,15 +342,25 @@ func (d *directory) splitBit(t *table) uint32 {
 	return uint32(1) << (31 - uint32(d.sbits) - uint32(t.depth))
 }
 
-// split replaces the table of entry i by two tables one bit deeper, in
+// split replaces the table of entry i by two tables one bit deeper (sp's,
+// if it has them), in
 // place, or in a doubled directory if the table is as deep as d, and
 // returns the directory; or nil, changing nothing, if either half would
 // get less than an eighth of the keys (then the halves would not both
 // have room).
-func (d *directory) split(i uint32) *directory {
-	t := d.entries[i].t
+func (d *directory) split(i uint32, sp *spares) *directory {
+	t := d.entries[i].t.Load()
 	bit := d.splitBit(t)
-	lo, hi := newTable(maxTableSlots, t.depth+1), newTable(maxTableSlots, t.depth+1)
+	lo, hi := sp.takeTable(t.depth+1), sp.takeTable(t.depth+1)
+	if lo == nil {
+		lo = newTable(maxTableSlots, t.depth+1)
+	}
+	if hi == nil {
+		hi = newTable(maxTableSlots, t.depth+1)
+	}
+	if d.depth >= spareMinDepth {
+		sp.ask() // for the next split
+	}
 	t.copyInto(lo, hi, bit)
 	if min(lo.live, hi.live) < t.live/8 {
 		return nil

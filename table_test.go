@@ -35,7 +35,7 @@ type modelEntry struct {
 
 func newTableHarness(t *testing.T, hash func(string) uint64) *tableHarness {
 	h := &tableHarness{t: t, model: map[string]modelEntry{}, hash: hash, vmax: 64}
-	h.sh.init(0, hash)
+	h.sh.init(0, hash, nil)
 	return h
 }
 
@@ -98,8 +98,8 @@ func (h *tableHarness) check(absent []string) {
 	live := 0
 	h.sh.tab.Load().each(func(t *table) {
 		tl, used := 0, 0
-		for i := range t.slots {
-			switch loc(t.slots[i].loc.Load()) {
+		for i := range t.slots() {
+			switch loc(t.slots()[i].loc.Load()) {
 			case locEmpty:
 			case locTomb:
 				used++
@@ -108,11 +108,16 @@ func (h *tableHarness) check(absent []string) {
 				used++
 			}
 		}
-		if tl != t.live || used != t.used {
+		for i := range headerSlots {
+			if l := loc(t.slots()[i].loc.Load()); l != locTomb {
+				h.t.Fatalf("table header slot %d: loc %d, not a tomb", i, l)
+			}
+		}
+		if tl != int(t.live) || used != int(t.used) {
 			h.t.Fatalf("table: live %d used %d, it says %d %d", tl, used, t.live, t.used)
 		}
-		if used*4 > len(t.slots)*3 {
-			h.t.Fatalf("%d of %d slots used: fewer than a quarter empty", used, len(t.slots))
+		if used*4 > len(t.slots())*3 {
+			h.t.Fatalf("%d of %d slots used: fewer than a quarter empty", used, len(t.slots()))
 		}
 		live += tl
 	})
@@ -190,11 +195,11 @@ func TestTableSplitsBoundTheWork(t *testing.T) {
 	tables := 0
 	d.each(func(tb *table) {
 		tables++
-		if len(tb.slots) > maxTableSlots {
-			t.Fatalf("a table of %d slots", len(tb.slots))
+		if len(tb.slots()) > maxTableSlots {
+			t.Fatalf("a table of %d slots", len(tb.slots()))
 		}
-		if tb.live*8 < len(tb.slots) {
-			t.Fatalf("a table of %d slots holds only %d keys", len(tb.slots), tb.live)
+		if int(tb.live)*8 < len(tb.slots()) {
+			t.Fatalf("a table of %d slots holds only %d keys", len(tb.slots()), tb.live)
 		}
 	})
 	if min := n / (maxTableSlots * 3 / 4); tables < min || d.depth > 12 {
@@ -225,7 +230,7 @@ func TestRecordEdges(t *testing.T) {
 		{"big", long, 1 << 40},
 	}
 	var sh shard
-	sh.init(0, xxhashString)
+	sh.init(0, xxhashString, nil)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for _, tc := range tests {

@@ -1,0 +1,151 @@
+package shardkv
+
+import "unsafe"
+
+// spares is memory a shard's writers would otherwise allocate, fresh, under
+// the shard lock: the next head chunk and the two tables of the next split.
+// The store's background goroutine allocates them off the write path and
+// writes a byte of every page, so the page faults are its, not a writer's:
+// the first write to a page the process never used costs a fault (about
+// 2.5 µs on a small VM, over 40 µs in one case in a thousand), and during
+// a fill to millions of keys every chunk and table is fresh memory, 16
+// faults a split and 64 a chunk. Without spares (a store with no reaper,
+// or a refill that has not happened yet) writers allocate as before.
+//
+// Only shards big enough to have splits and many chunks keep spares, so a
+// small store holds no extra memory; for a big one they are a few percent
+// of a shard.
+//
+// Everything in it is under the shard lock, except that the refill
+// allocates outside it and installs what it made under it.
+type spares struct {
+	chunk  []byte
+	tables []*table
+	// want says that a writer took a spare, or would have, since the last
+	// refill; signal is where it says so (the store's prep channel, nil
+	// without a background goroutine).
+	want   bool
+	signal chan struct{}
+}
+
+// Who keeps spares: shards holding at least spareMinChunks chunks, for a
+// chunk; shards whose directory is at least spareMinDepth deep, for tables.
+const (
+	spareMinChunks = 8
+	spareMinDepth  = 3
+)
+
+// ask (under the shard lock) records that the shard wants a refill and
+// wakes the refiller, without waiting.
+func (sp *spares) ask() {
+	if sp == nil || sp.signal == nil {
+		return
+	}
+	sp.want = true
+	select {
+	case sp.signal <- struct{}{}:
+	default: // a refill is already pending
+	}
+}
+
+// takeChunk (under the shard lock) returns the spare chunk if it has room
+// for n bytes and is at least half of size (the size the arena would
+// make), or nil.
+func (sp *spares) takeChunk(n, size int) []byte {
+	if sp == nil {
+		return nil
+	}
+	b := sp.chunk
+	if b == nil || len(b) < n || len(b) < size/2 {
+		return nil
+	}
+	sp.chunk = nil
+	return b
+}
+
+// takeTable (under the shard lock) returns a spare table of maxTableSlots
+// slots for depth, or nil.
+func (sp *spares) takeTable(depth uint8) *table {
+	if sp == nil || len(sp.tables) == 0 {
+		return nil
+	}
+	k := len(sp.tables)
+	t := sp.tables[k-1]
+	sp.tables[k-1] = nil
+	sp.tables = sp.tables[:k-1]
+	t.depth = depth
+	return t
+}
+
+// slotBytes is the memory of slots, as bytes.
+func slotBytes(slots []slot) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&slots[0])), len(slots)*int(unsafe.Sizeof(slot{})))
+}
+
+// touch writes a zero byte to every page of b, which is zeroed, so the
+// kernel maps them now. It writes each page's last byte, so a table's
+// header, at the start, stays as it is.
+func touch(b []byte) {
+	for i := 4095; i < len(b); i += 4096 {
+		b[i] = 0
+	}
+	if len(b) > 0 {
+		b[len(b)-1] = 0
+	}
+}
+
+// refill makes what sh's writers asked for and installs it. It allocates
+// with the lock released, so a writer waits at most for the install.
+func (s *store) refill(sh *shard) {
+	sh.mu.Lock()
+	sp := &sh.sp
+	if !sp.want || s.closed.Load() {
+		sh.mu.Unlock()
+		return
+	}
+	sp.want = false
+	chunkSize := 0
+	if sp.chunk == nil && len(sh.a.chunks) >= spareMinChunks {
+		chunkSize = sh.a.chunkSize()
+	}
+	tables := 0
+	if sh.tab.Load().depth >= spareMinDepth {
+		tables = 2 - len(sp.tables)
+	}
+	sh.mu.Unlock()
+	if chunkSize == 0 && tables == 0 {
+		return
+	}
+
+	var b []byte
+	if chunkSize > 0 {
+		b = make([]byte, chunkSize)
+		touch(b)
+	}
+	made := make([]*table, tables)
+	for i := range made {
+		made[i] = newTable(maxTableSlots, 0)
+		touch(slotBytes(made[i].slots()))
+	}
+
+	sh.mu.Lock()
+	if sp.chunk == nil {
+		sp.chunk = b
+	}
+	for _, t := range made {
+		if len(sp.tables) < 2 {
+			sp.tables = append(sp.tables, t)
+		}
+	}
+	sh.mu.Unlock()
+}
+
+// refillAll refills every shard that asked.
+func (s *store) refillAll() {
+	for i := range s.shards {
+		if s.closed.Load() {
+			return
+		}
+		s.refill(&s.shards[i])
+	}
+}

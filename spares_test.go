@@ -1,0 +1,120 @@
+package shardkv
+
+import (
+	"fmt"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// spareState reads what a shard holds in spares, under its lock.
+func spareState(sh *shard) (chunk []byte, tables []*table) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.sp.chunk, append([]*table(nil), sh.sp.tables...)
+}
+
+// waitSpares waits until the reaper has refilled sh: a spare chunk and two
+// spare tables.
+func waitSpares(t *testing.T, sh *shard) ([]byte, []*table) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, tabs := spareState(sh)
+		if c != nil && len(tabs) == 2 {
+			return c, tabs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refill: spare chunk %v, %d spare tables", c != nil, len(tabs))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSparesAreUsedAndRefilled fills a one-shard store until the shard
+// keeps spares, then checks that the next chunk and the next split take
+// them (the very memory the reaper made, pre-faulted), that the reaper
+// makes new ones, and that every key still reads back right.
+func TestSparesAreUsedAndRefilled(t *testing.T) {
+	s := New(WithShards(1), WithMaxKeys(1<<20))
+	defer s.Close()
+	sh := &s.s.shards[0]
+	value := func(i int) string { return fmt.Sprintf("value-%d-%040d", i, i) }
+	n := 0
+	put := func() {
+		if err := s.SetString(fmt.Sprint("key-", n), value(n)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	for n < 20000 { // 8 tables and 8 chunks need about 5000 keys
+		put()
+	}
+	chunk, tables := waitSpares(t, sh)
+
+	// Append until the head chunk changes: the new head is the spare.
+	sh.mu.Lock()
+	head := sh.a.head
+	sh.mu.Unlock()
+	for {
+		put()
+		sh.mu.Lock()
+		h := sh.a.head
+		sh.mu.Unlock()
+		if h != head {
+			if unsafe.SliceData(h.b) != unsafe.SliceData(chunk) {
+				t.Fatal("the new head chunk is not the spare")
+			}
+			break
+		}
+	}
+	// Insert until a split: the new tables are the spares.
+	isSpare := func(tb *table) bool { return tb == tables[0] || tb == tables[1] }
+	for found := false; !found; {
+		put()
+		sh.mu.Lock()
+		sh.tab.Load().each(func(tb *table) { found = found || isSpare(tb) })
+		sh.mu.Unlock()
+	}
+	chunk2, tables2 := waitSpares(t, sh)
+	if unsafe.SliceData(chunk2) == unsafe.SliceData(chunk) || isSpare(tables2[0]) || isSpare(tables2[1]) {
+		t.Fatal("the refill handed out the same spares again")
+	}
+	for i := range n {
+		if v, ok, err := s.GetString(fmt.Sprint("key-", i)); err != nil || !ok || v != value(i) {
+			t.Fatalf("key-%d: %q %v %v", i, v, ok, err)
+		}
+	}
+
+	s.Clear()
+	if c, tabs := spareState(sh); c != nil || len(tabs) != 0 {
+		t.Fatalf("Clear kept spares: chunk %v, %d tables", c != nil, len(tabs))
+	}
+}
+
+// TestNoSparesForSmallShardsOrWithoutReaper: a small shard never asks for
+// spares (they would be a large part of it), and a store without the
+// background goroutine never has any.
+func TestNoSparesForSmallShardsOrWithoutReaper(t *testing.T) {
+	small := New(WithShards(1))
+	defer small.Close()
+	for i := range 500 {
+		if err := small.SetString(fmt.Sprint("k", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := New(WithShards(1), WithMaxKeys(1<<20), func(o *options) { o.noReaper = true })
+	defer big.Close()
+	for i := range 20000 {
+		if err := big.SetString(fmt.Sprint("k", i), fmt.Sprintf("%060d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // time for a refill that should not come
+	for name, s := range map[string]*Store{"small": small, "no reaper": big} {
+		sh := &s.s.shards[0]
+		if c, tabs := spareState(sh); c != nil || len(tabs) != 0 {
+			t.Errorf("%s: spare chunk %v, %d spare tables", name, c != nil, len(tabs))
+		}
+	}
+}
