@@ -47,7 +47,7 @@
 //
 // # Caveats
 //
-// ListKeys, Keys and All visit the store a table (at most 768 keys) at a
+// ListKeys, Keys and All visit the store a table (at most 3072 keys) at a
 // time, and Clear a shard at a time: none is a snapshot of the store. A key
 // present for a whole ListKeys, Keys or All is listed exactly once. An event's
 // value is shared by every subscriber and must not be written. Testing TTLs:

@@ -217,7 +217,7 @@ func (sh *shard) slotOfTimer(r tref) *slot {
 // scan visits the shard's entries (expired or not) a table at a time:
 // for each table it takes the lock, calls collect with each of the table's
 // entries, releases the lock and calls flush, stopping if flush returns
-// false. So it holds writers off for one table (at most 768 entries) at a
+// false. So it holds writers off for one table (at most 3072 entries) at a
 // time, never for the whole shard. It walks the hash space in order, one
 // table's range after the next, looking each range up in the directory of
 // the moment, so splits between two holds neither repeat a key nor skip

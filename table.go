@@ -25,8 +25,8 @@ import (
 // slots stay empty, so every probe ends.
 const (
 	minTableSlots = 8
-	maxTableSlots = 1024
-	posBits       = 10 // log2(maxTableSlots): a slot's home is the tag's low posBits bits
+	maxTableSlots = 4096
+	posBits       = 12 // log2(maxTableSlots): a slot's home is the tag's low posBits bits
 )
 
 // tagOf is the part of a key's hash that the index keeps: the top 32 bits.
@@ -229,8 +229,8 @@ func (e *dirEntry) set(t *table) {
 
 // maxDepth is the deepest a directory goes: its bits and the home-slot bits
 // must not overlap in the tag. Past it a table grows beyond maxTableSlots
-// instead of splitting (a shard then holds over 2^(32-posBits-sbits) * 768
-// keys: about 50M with the 64 shards of a small machine).
+// instead of splitting (a shard then holds over 2^(32-posBits-sbits) * 3072
+// keys: about 3G with the 64 shards of a small machine).
 func (d *directory) maxDepth() uint8 { return 32 - posBits - d.sbits }
 
 // index is the number of the entry for tag.
