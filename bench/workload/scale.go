@@ -69,6 +69,9 @@ type ScaleResult struct {
 	// figures, with the lookup keys then built).
 	Read90   CellResult `json:"read90"`
 	Write100 CellResult `json:"write100"`
+	// GetUnderWriter: RunGetLatency for Cell, one reader timing every Get
+	// while one writer overwrites random keys flat out (last).
+	GetUnderWriter GetLatency `json:"get_under_writer"`
 	// PeakRSS is the process's peak resident set in bytes, set by the
 	// caller (kvbench's child reads /proc/self/status); 0: unknown.
 	PeakRSS uint64 `json:"peak_rss_bytes,omitempty"`
@@ -108,7 +111,9 @@ func gcRounds(rounds int) (cpu, wall []int64) {
 //  3. the fill: one goroutine Sets every key once, timing each Set;
 //  4. the heap after two runtime.GC, the store live;
 //  5. GC: cfg.GCRounds forced cycles with the store live;
-//  6. read90 and write100, cfg.Goroutines goroutines for cfg.Cell each.
+//  6. read90 and write100, cfg.Goroutines goroutines for cfg.Cell each;
+//  7. Get's service time under a writer (RunGetLatency, one reader, for
+//     cfg.Cell).
 //
 // It is meant to run alone in its process (kvbench runs each in a child
 // process), so that no other store's heap, and no garbage left by one, is
@@ -208,6 +213,7 @@ func MeasureScale(spec stores.Spec, cfg ScaleConfig) (ScaleResult, error) {
 		}
 		*c.out = cellResult(RunFor(cell, g, cfg.Cell))
 	}
+	res.GetUnderWriter = RunGetLatency(env, GetLatencyConfig{Readers: 1, Duration: cfg.Cell})
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(hist)
 	return res, nil

@@ -219,7 +219,11 @@ type ScaleCell struct {
 	FillP99     float64 `json:"fill_set_p99_ns,omitempty"`
 	FillP9999   float64 `json:"fill_set_p9999_ns,omitempty"`
 	FillMax     float64 `json:"fill_set_max_ns,omitempty"`
-	Held        int     `json:"held"`
+	// GetP9999 and GetMax: one reader's Get service time while one writer
+	// overwrites random keys (workload.RunGetLatency, for the cell time), ns.
+	GetP9999 float64 `json:"get_under_writer_p9999_ns,omitempty"`
+	GetMax   float64 `json:"get_under_writer_max_ns,omitempty"`
+	Held     int     `json:"held"`
 	// The child process: its peak RSS (VmHWM; everything: runtime, store,
 	// the lookup keys of read90/write100), wall time, and /proc/loadavg
 	// right before it started and right after it ended.
@@ -268,6 +272,7 @@ func scaleCellFrom(res workload.ScaleResult) ScaleCell {
 	c.Read90Ns, c.Write100Ns = res.Read90.NsPerOp, res.Write100.NsPerOp
 	c.FillSeconds = res.FillSeconds
 	c.FillP99, c.FillP9999, c.FillMax = float64(res.FillP99), float64(res.FillP9999), float64(res.FillMax)
+	c.GetP9999, c.GetMax = float64(res.GetUnderWriter.P9999), float64(res.GetUnderWriter.Max)
 	return c
 }
 

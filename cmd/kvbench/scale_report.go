@@ -36,6 +36,10 @@ var scaleMetrics = []scaleMetric{
 		value: func(c ScaleCell) (float64, bool) { return c.FillP9999, c.FillP9999 > 0 }},
 	{title: "fill: Set max", unit: "latency (log)", ns: true, logY: true, floored: true,
 		value: func(c ScaleCell) (float64, bool) { return c.FillMax, c.FillMax > 0 }},
+	{title: "Get p99.99 under a writer", unit: "latency (log)", ns: true, logY: true, floored: true,
+		value: func(c ScaleCell) (float64, bool) { return c.GetP9999, c.GetP9999 > 0 }},
+	{title: "Get max under a writer", unit: "latency (log)", ns: true, logY: true, floored: true,
+		value: func(c ScaleCell) (float64, bool) { return c.GetMax, c.GetMax > 0 }},
 }
 
 // scaleRows are the scale section's stores: the noop floor first.
@@ -117,8 +121,9 @@ func (r *Report) writeScale(w io.Writer) {
 	fmt.Fprintf(w, "In order, each child: forces %d GC cycles with no store built; fills the store from one goroutine, every key once, "+
 		"a fresh key string and a fresh value slice for each Set, timing each Set call alone (the clock read right before and after it; "+
 		"what a GC assist or pause costs that Set is in its time); forces 2 GCs and reads the heap; forces %d timed GC cycles with the "+
-		"store live; then builds the lookup keys and runs read90 and write100 (%s each, as in the main matrix).\n\n",
-		c.ScaleGCRounds, c.ScaleGCRounds, fmtDur(c.CellSeconds))
+		"store live; then builds the lookup keys and runs read90 and write100 (%s each, as in the main matrix), and last times every Get "+
+		"of one reader for %s while one writer overwrites random keys flat out.\n\n",
+		c.ScaleGCRounds, c.ScaleGCRounds, fmtDur(c.CellSeconds), fmtDur(c.CellSeconds))
 	fmt.Fprintf(w, "- **read90, write100 ns/op**: wall time over operations, %d goroutines (the noop row: the harness alone).\n"+
 		"- **heap bytes per entry**: runtime HeapAlloc after the fill and runtime.GC, minus HeapAlloc after runtime.GC before the store was built, "+
 		"over the keys written. It counts the store's structures, the keys and values it holds (its own copies, or the caller's strings and slices it keeps) "+
@@ -128,7 +133,9 @@ func (r *Report) writeScale(w io.Writer) {
 		"(mark, and the sweep it completes) with the store live, median of %d, minus the same with nothing built, measured first in the same process; "+
 		"≈ 0: no more than that baseline.\n"+
 		"- **fill: Set p99.99, max**: over the single-writer fill's Sets (HDR histogram, 3 significant digits). "+
-		"In brackets: less than %.0f× the noop floor's (the same loop, a Set that does nothing), so not the store's own.\n\n",
+		"In brackets: less than %.0f× the noop floor's (the same loop, a Set that does nothing), so not the store's own.\n"+
+		"- **Get p99.99, max under a writer**: over that reader's Gets, each timed alone (zipf keys; the writer's are uniform, each Set a fresh 64-byte value); "+
+		"brackets as above.\n\n",
 		c.ScaleProcs, c.ScaleGCRounds, floorFactor)
 	rows := r.scaleRows()
 	for _, m := range scaleMetrics {

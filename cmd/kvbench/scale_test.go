@@ -115,10 +115,11 @@ func TestGCAttribution(t *testing.T) {
 		GCWallStore: []int64{30e6}, GCWallEmpty: []int64{1e6},
 		FillP99: 900, FillP9999: 20_000, FillMax: 3_000_000, FillSeconds: 0.5,
 		Read90: workload.CellResult{NsPerOp: 120}, Write100: workload.CellResult{NsPerOp: 340},
+		GetUnderWriter: workload.GetLatency{P9999: 25_000, Max: 700_000},
 	})
 	if c.Status != "ok" || c.HeapPerEntry != 150 || c.ScanPerEntry != 50 || c.GCCPUStoreMs != 50 || c.GCCPUEmptyMs != 3 ||
 		c.GCCPUAttribMs != 47 || c.GCWallStoreMs != 30 || c.GCWallEmptyMs != 1 || c.FillP9999 != 20_000 || c.FillMax != 3e6 ||
-		c.Read90Ns != 120 || c.Write100Ns != 340 || c.Raw == nil || c.Held != 1000 {
+		c.Read90Ns != 120 || c.Write100Ns != 340 || c.Raw == nil || c.Held != 1000 || c.GetP9999 != 25_000 || c.GetMax != 7e5 {
 		t.Errorf("scaleCellFrom = %+v", c)
 	}
 	// A heap that shrank (the GC freed more than the store holds) stays
