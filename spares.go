@@ -128,12 +128,14 @@ func (s *store) refill(sh *shard) {
 		touch(slotBytes(made[i].slots()))
 	}
 
+	// Installed only if the shard still keeps spares: a Clear while they
+	// were being made leaves it small, and what was made goes to the GC.
 	sh.mu.Lock()
-	if sp.chunk == nil {
+	if sp.chunk == nil && len(sh.a.chunks) >= spareMinChunks {
 		sp.chunk = b
 	}
 	for _, t := range made {
-		if len(sp.tables) < 2 {
+		if len(sp.tables) < 2 && sh.tab.Load().depth >= spareMinDepth {
 			sp.tables = append(sp.tables, t)
 		}
 	}
