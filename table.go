@@ -83,7 +83,7 @@ type table struct {
 	// live and used (live plus tombs, the header's two included) are
 	// written only under the shard lock and never read by readers.
 	live, used int32
-	tomb1 uint64 // slot 1's loc: locTomb
+	tomb1      uint64 // slot 1's loc: locTomb
 }
 
 // headerSlots is how many slots the header takes.
