@@ -5,12 +5,14 @@ import "unsafe"
 // spares is memory a shard's writers would otherwise allocate, fresh, under
 // the shard lock: the next head chunk and the two tables of the next split.
 // The store's background goroutine allocates them off the write path and
-// writes a byte of every page, so the page faults are its, not a writer's:
-// the first write to a page the process never used costs a fault (about
-// 2.5 µs on a small VM, over 40 µs in one case in a thousand), and during
-// a fill to millions of keys every chunk and table is fresh memory, 16
-// faults a split and 64 a chunk. Without spares (a store with no reaper,
-// or a refill that has not happened yet) writers allocate as before.
+// writes a byte of every page, so the page faults are its, not a writer's.
+// The first write to a page the process never used costs a fault (2.7 µs
+// at the median on a 2-core VM, 76 µs at the 99.9th percentile: see
+// docs/bench/faultprobe and docs/bench/raw/faultprobe.txt), and during a
+// fill to millions of keys every chunk and table is fresh memory: 32
+// faults a split (two 64 KiB tables) and up to 64 a chunk. Without spares
+// (a store with no reaper, or a refill that has not happened yet) writers
+// allocate as before.
 //
 // Only shards big enough to have splits and many chunks keep spares, so a
 // small store holds no extra memory; for a big one they are a few percent
