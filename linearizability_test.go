@@ -251,8 +251,10 @@ func TestLinearizablePointOperations(t *testing.T) {
 	}
 
 	var quotaRetries atomic.Int64
+	var deepest atomic.Int64 // minus the deepest directory a churner saw
 	s := New(WithShards(1), WithMaxKeys(maxKeys), func(o *options) {
 		o.onQuotaRetry = func() { quotaRetries.Add(1) }
+		o.tableSlots = 32 // so that the 126 keys split tables under the readers
 	})
 	defer s.Close()
 
@@ -283,14 +285,21 @@ func TestLinearizablePointOperations(t *testing.T) {
 	// churn goroutine sees.
 	type shardSeen struct {
 		dir    *directory
+		tab    *table
 		chunks *chunkRef
 	}
 	sawRebuild := func(last *shardSeen) {
 		sh := &s.s.shards[0]
-		if d := sh.tab.Load(); d != last.dir {
-			last.dir = d
+		d := sh.tab.Load()
+		// A split or rebuild replaces tables in the directory's entries, in
+		// place; a grow or a doubling makes a new directory. This looks at
+		// the first entry's table and at the directory.
+		if tb := d.entries[0].t.Load(); tb != last.tab || d != last.dir {
+			last.tab, last.dir = tb, d
 			rebuilds.Add(1)
 		}
+		lowerTo(&deepest, -int64(d.depth)) // deepest holds minus the depth
+
 		if c := sh.chunks.Load(); c != last.chunks {
 			last.chunks = c
 			chunkChanges.Add(1)
@@ -502,6 +511,9 @@ func TestLinearizablePointOperations(t *testing.T) {
 	t.Logf("%d checked ops on %d keys and %d churn ops in %v: %d table changes seen, %d churn keys gone before their delete, %d fills, %d quota retries",
 		len(history), keys, cops.Load(), elapsed.Round(time.Millisecond), rebuilds.Load(), gone.Load(), fills.Load(), quotaRetries.Load())
 	t.Logf("%d chunk directory changes seen (chunks started or dropped by compaction)", chunkChanges.Load())
+	if -deepest.Load() < 2 {
+		t.Errorf("the directory never went deeper than %d: no splits under the readers", -deepest.Load())
+	}
 	if rebuilds.Load() == 0 || chunkChanges.Load() == 0 || quotaRetries.Load() == 0 {
 		t.Errorf("the churn did not exercise the shard: %d table changes, %d chunk changes seen, %d quota retries",
 			rebuilds.Load(), chunkChanges.Load(), quotaRetries.Load())

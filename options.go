@@ -27,6 +27,7 @@ type options struct {
 	validate      func(string) error
 	noReaper      bool   // tests and benchmarks only: expired entries wait for an operation or CleanExpired
 	onQuotaRetry  func() // tests only: called when a write found the quota full, before it reclaims and retries
+	tableSlots    int    // tests only: the table size at which tables split, a power of two in [minTableSlots, maxTableSlots]
 }
 
 func defaultOptions() options {
@@ -36,6 +37,7 @@ func defaultOptions() options {
 		shards:        defaultShards(),
 		watchCapacity: DefaultWatchCapacity,
 		validate:      ValidateKey,
+		tableSlots:    maxTableSlots,
 	}
 }
 

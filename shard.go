@@ -30,8 +30,9 @@ type shardFields struct {
 	sp  spares
 	// hash is the store's key hash: compaction uses it to find the slot of
 	// a record it reads from a chunk.
-	hash  func(string) uint64
-	sbits uint8 // the shard-number bits at the top of a hash
+	hash       func(string) uint64
+	sbits      uint8 // the shard-number bits at the top of a hash
+	tableSlots int   // see directory.maxSlots
 }
 
 // shard is one lock stripe. Its size is a multiple of 128 bytes (two cache
@@ -43,12 +44,13 @@ type shard struct {
 }
 
 // init readies the shard. prep, if not nil, is where it asks the store's
-// background goroutine for spare memory.
-func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{}) {
-	sh.sbits, sh.hash = sbits, hash
+// background goroutine for spare memory; tableSlots is the size at which
+// its tables split (maxTableSlots but in tests).
+func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{}, tableSlots int) {
+	sh.sbits, sh.hash, sh.tableSlots = sbits, hash, tableSlots
 	sh.sp.signal = prep
 	sh.a.sp = &sh.sp
-	sh.tab.Store(newDirectory(sbits))
+	sh.tab.Store(newDirectory(sbits, tableSlots))
 	sh.a.out = &sh.chunks
 	sh.chunks.Store(emptyChunkDir)
 	sh.due.Store(noTick)
@@ -250,7 +252,7 @@ func (sh *shard) scan(collect func(entry), flush func() bool) {
 func (sh *shard) reset() int {
 	n := 0
 	sh.tab.Load().each(func(t *table) { n += int(t.live) })
-	sh.tab.Store(newDirectory(sh.sbits))
+	sh.tab.Store(newDirectory(sh.sbits, sh.tableSlots))
 	sh.a.reset()
 	sh.sp.chunk, sh.sp.tables, sh.sp.want = nil, nil, false
 	sh.w.reset()

@@ -65,14 +65,17 @@ func (sp *spares) takeChunk(n, size int) []byte {
 	return b
 }
 
-// takeTable (under the shard lock) returns a spare table of maxTableSlots
-// slots for depth, or nil.
-func (sp *spares) takeTable(depth uint8) *table {
+// takeTable (under the shard lock) returns a spare table of n slots for
+// depth, or nil.
+func (sp *spares) takeTable(depth uint8, n int) *table {
 	if sp == nil || len(sp.tables) == 0 {
 		return nil
 	}
 	k := len(sp.tables)
 	t := sp.tables[k-1]
+	if len(t.slots()) != n {
+		return nil
+	}
 	sp.tables[k-1] = nil
 	sp.tables = sp.tables[:k-1]
 	t.depth = depth
@@ -110,7 +113,7 @@ func (s *store) refill(sh *shard) {
 	if sp.chunk == nil && len(sh.a.chunks) >= spareMinChunks {
 		chunkSize = sh.a.chunkSize()
 	}
-	tables := 0
+	tables, size := 0, sh.tab.Load().maxSlots
 	if sh.tab.Load().depth >= spareMinDepth {
 		tables = 2 - len(sp.tables)
 	}
@@ -126,7 +129,7 @@ func (s *store) refill(sh *shard) {
 	}
 	made := make([]*table, tables)
 	for i := range made {
-		made[i] = newTable(maxTableSlots, 0)
+		made[i] = newTable(size, 0)
 		touch(slotBytes(made[i].slots()))
 	}
 

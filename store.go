@@ -89,7 +89,7 @@ func New(opts ...Option) *Store {
 		s.prep = make(chan struct{}, 1)
 	}
 	for i := range s.shards {
-		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String, s.prep)
+		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String, s.prep, o.tableSlots)
 	}
 	s.maxKeys.Store(int64(o.maxKeys))
 	s.maxValueSize.Store(int64(o.maxValueSize))

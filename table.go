@@ -214,6 +214,10 @@ type directory struct {
 	entries []dirEntry
 	depth   uint8
 	sbits   uint8 // the shard-number bits at the top of the hash
+	// maxSlots is the size at which a table splits: maxTableSlots, or a
+	// power of two below it that a test picks (so that a few hundred keys
+	// split tables).
+	maxSlots int
 }
 
 type dirEntry struct {
@@ -254,8 +258,8 @@ func slotAt(first *slot, i uint32) *slot {
 	return (*slot)(unsafe.Add(unsafe.Pointer(first), uintptr(i)*unsafe.Sizeof(slot{})))
 }
 
-func newDirectory(sbits uint8) *directory {
-	d := &directory{entries: make([]dirEntry, 1), sbits: sbits}
+func newDirectory(sbits uint8, maxSlots int) *directory {
+	d := &directory{entries: make([]dirEntry, 1), sbits: sbits, maxSlots: maxSlots}
 	d.entries[0].set(newTable(minTableSlots, 0))
 	return d
 }
@@ -283,7 +287,7 @@ func (d *directory) makeRoom(tag uint32, sp *spares) *directory {
 	n := len(t.slots())
 	switch {
 	case int(t.live)*8 < n*3: // mostly tombs: rebuild at the same size
-	case n < maxTableSlots || t.depth >= d.maxDepth():
+	case n < d.maxSlots || t.depth >= d.maxDepth():
 		n *= 2 // small, or as deep as it may go: grow
 	default:
 		if nd := d.split(i, sp); nd != nil {
@@ -302,7 +306,7 @@ func (d *directory) makeRoom(tag uint32, sp *spares) *directory {
 // grown returns a copy of d with depth+extra bits: each entry repeated
 // 1<<extra times.
 func (d *directory) grown(extra uint8) *directory {
-	nd := &directory{entries: make([]dirEntry, len(d.entries)<<extra), depth: d.depth + extra, sbits: d.sbits}
+	nd := &directory{entries: make([]dirEntry, len(d.entries)<<extra), depth: d.depth + extra, sbits: d.sbits, maxSlots: d.maxSlots}
 	for k := range nd.entries {
 		nd.entries[k].set(d.entries[k>>extra].t.Load())
 	}
@@ -351,12 +355,12 @@ func (d *directory) splitBit(t *table) uint32 {
 func (d *directory) split(i uint32, sp *spares) *directory {
 	t := d.entries[i].t.Load()
 	bit := d.splitBit(t)
-	lo, hi := sp.takeTable(t.depth+1), sp.takeTable(t.depth+1)
+	lo, hi := sp.takeTable(t.depth+1, d.maxSlots), sp.takeTable(t.depth+1, d.maxSlots)
 	if lo == nil {
-		lo = newTable(maxTableSlots, t.depth+1)
+		lo = newTable(d.maxSlots, t.depth+1)
 	}
 	if hi == nil {
-		hi = newTable(maxTableSlots, t.depth+1)
+		hi = newTable(d.maxSlots, t.depth+1)
 	}
 	if d.depth >= spareMinDepth {
 		sp.ask() // for the next split

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -35,7 +36,7 @@ type modelEntry struct {
 
 func newTableHarness(t *testing.T, hash func(string) uint64) *tableHarness {
 	h := &tableHarness{t: t, model: map[string]modelEntry{}, hash: hash, vmax: 64}
-	h.sh.init(0, hash, nil)
+	h.sh.init(0, hash, nil, testTableSlots)
 	return h
 }
 
@@ -181,7 +182,7 @@ func TestTableAgainstModel(t *testing.T) {
 }
 
 // TestTableSplitsBoundTheWork fills one shard with 100k keys and checks the
-// shape extendible hashing promises: no table past maxTableSlots (so no
+// shape extendible hashing promises: no table past its split size (so no
 // insert copied more), every table at least an eighth full, and a directory
 // no deeper than the keys call for.
 func TestTableSplitsBoundTheWork(t *testing.T) {
@@ -195,14 +196,14 @@ func TestTableSplitsBoundTheWork(t *testing.T) {
 	tables := 0
 	d.each(func(tb *table) {
 		tables++
-		if len(tb.slots()) > maxTableSlots {
+		if len(tb.slots()) > testTableSlots {
 			t.Fatalf("a table of %d slots", len(tb.slots()))
 		}
 		if int(tb.live)*8 < len(tb.slots()) {
 			t.Fatalf("a table of %d slots holds only %d keys", len(tb.slots()), tb.live)
 		}
 	})
-	if min := n / (maxTableSlots * 3 / 4); tables < min || d.depth > 12 {
+	if min := n / (testTableSlots * 3 / 4); tables < min || d.depth > 12 {
 		t.Fatalf("%d tables at depth %d for %d keys (at least %d tables, depth at most 12)", tables, d.depth, n, min)
 	}
 	h.check(nil)
@@ -230,7 +231,7 @@ func TestRecordEdges(t *testing.T) {
 		{"big", long, 1 << 40},
 	}
 	var sh shard
-	sh.init(0, xxhashString, nil)
+	sh.init(0, xxhashString, nil, testTableSlots)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for _, tc := range tests {
@@ -309,6 +310,11 @@ func TestTableReadersNeverMissAStableKey(t *testing.T) {
 
 func xxhashString(k string) uint64 { return xxhash.Sum64String(k) }
 
+// testTableSlots is the split size of the tables the table tests build: a
+// quarter of maxTableSlots, so that the few thousand keys a test (or a fuzz
+// input) writes split tables many times.
+const testTableSlots = maxTableSlots / 4
+
 // FuzzTable drives one shard's index and arena with the operations the
 // input spells, over a small key space and a hash whose tag has at most 4
 // varying home bits and 4 varying table bits, so that probe runs are long
@@ -354,10 +360,10 @@ func FuzzTable(f *testing.F) {
 // directory between the scan's lock holds: every key present for the whole
 // scan must be listed exactly once, and no key twice.
 func TestScanListsStableKeysOnceUnderSplits(t *testing.T) {
-	s := New(WithShards(1), WithMaxKeys(1<<20))
+	s := New(WithShards(1), WithMaxKeys(1<<20), func(o *options) { o.tableSlots = testTableSlots })
 	defer s.Close()
 	stable := map[string]bool{}
-	for i := range 3000 {
+	for i := range 3 * testTableSlots * 3 / 4 { // a few full tables' worth
 		k := fmt.Sprint("stable", i)
 		stable[k] = true
 		if err := s.SetString(k, "v"); err != nil {
@@ -367,14 +373,22 @@ func TestScanListsStableKeysOnceUnderSplits(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		// Grows the store by about sixteen full tables (splitting tables
+		// under the scans), then churns at that size (tombs, rebuilds), so
+		// scans stay short however fast the machine.
+		const most = 16 * testTableSlots * 3 / 4
 		for i := 0; !stop.Load(); i++ {
 			s.SetString(fmt.Sprint("churn", i), "v")
-			if i%3 == 0 {
-				s.Delete(fmt.Sprint("churn", i/2))
+			if i >= most {
+				s.Delete(fmt.Sprint("churn", i-most))
 			}
 		}
 	})
-	for round := range 30 {
+	// At least 30 scans, and on until the churn has split tables under
+	// them (it grows the store by two keys in three): a slow machine, or
+	// -race, may need more scans than a fast one.
+	deadline := time.Now().Add(time.Minute)
+	for round := 0; round < 30 || (s.s.shards[0].depth() < 3 && time.Now().Before(deadline)); round++ {
 		keys, err := s.ListKeys("")
 		if err != nil {
 			t.Fatal(err)
@@ -394,7 +408,14 @@ func TestScanListsStableKeysOnceUnderSplits(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	if d := s.s.shards[0].tab.Load(); d.depth < 3 {
-		t.Fatalf("the churn never split tables under the scans (directory depth %d)", d.depth)
+	if d := s.s.shards[0].depth(); d < 3 {
+		t.Fatalf("the churn never split tables under the scans (directory depth %d)", d)
 	}
+}
+
+// depth is the shard's directory depth, read under its lock.
+func (sh *shard) depth() uint8 {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.tab.Load().depth
 }
