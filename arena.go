@@ -270,7 +270,7 @@ func (a *arena) reserve(n int) (c *chunk, off int) {
 		if b == nil {
 			b = make([]byte, size)
 		}
-		if len(a.chunks) >= spareMinChunks {
+		if keepsSpareChunk(a) {
 			a.sp.ask() // for the next one
 		}
 		a.head = a.newChunk(b)

@@ -30,9 +30,7 @@ type shardFields struct {
 	sp  spares
 	// hash is the store's key hash: compaction uses it to find the slot of
 	// a record it reads from a chunk.
-	hash       func(string) uint64
-	sbits      uint8 // the shard-number bits at the top of a hash
-	tableSlots int   // see directory.maxSlots
+	hash func(string) uint64
 }
 
 // shard is one lock stripe. Its size is a multiple of 128 bytes (two cache
@@ -47,7 +45,7 @@ type shard struct {
 // background goroutine for spare memory; tableSlots is the size at which
 // its tables split (maxTableSlots but in tests).
 func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{}, tableSlots int) {
-	sh.sbits, sh.hash, sh.tableSlots = sbits, hash, tableSlots
+	sh.hash = hash
 	sh.sp.signal = prep
 	sh.a.sp = &sh.sp
 	sh.tab.Store(newDirectory(sbits, tableSlots))
@@ -109,10 +107,10 @@ func probe(first *slot, mask uint32, key string, tag uint32, a *arena, src *atom
 			}
 			b := chunkAt(dir, l)
 			if b == nil {
-				if dir = src.Load(); chunkAt(dir, l) == nil {
+				dir = src.Load()
+				if b = chunkAt(dir, l); b == nil {
 					return nil, entry{}, false, true
 				}
-				b = chunkAt(dir, l)
 			}
 			e = readRecord(b, l.off())
 			e.l = l
@@ -227,7 +225,7 @@ func (sh *shard) slotOfTimer(r tref) *slot {
 // added or removed meanwhile may or may not be. The entries' strings share
 // chunks: collect copies what it keeps past flush.
 func (sh *shard) scan(collect func(entry), flush func() bool) {
-	maxD := uint(32 - posBits - uint(sh.sbits)) // the deepest a directory goes
+	maxD := uint(sh.tab.Load().maxDepth()) // the same for every directory of the shard
 	end := uint64(1) << maxD
 	for c := uint64(0); c < end; {
 		sh.mu.Lock()
@@ -252,9 +250,10 @@ func (sh *shard) scan(collect func(entry), flush func() bool) {
 func (sh *shard) reset() int {
 	n := 0
 	sh.tab.Load().each(func(t *table) { n += int(t.live) })
-	sh.tab.Store(newDirectory(sh.sbits, sh.tableSlots))
+	d := sh.tab.Load()
+	sh.tab.Store(newDirectory(d.sbits, d.maxSlots))
 	sh.a.reset()
-	sh.sp.chunk, sh.sp.tables, sh.sp.want = nil, nil, false
+	sh.sp.drop()
 	sh.w.reset()
 	sh.due.Store(noTick)
 	return n

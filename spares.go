@@ -1,6 +1,9 @@
 package shardkv
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // spares is memory a shard's writers would otherwise allocate, fresh, under
 // the shard lock: the next head chunk and the two tables of the next split.
@@ -25,8 +28,10 @@ type spares struct {
 	tables []*table
 	// want says that a writer took a spare, or would have, since the last
 	// refill; signal is where it says so (the store's prep channel, nil
-	// without a background goroutine).
-	want   bool
+	// without a background goroutine). want is set under the lock, and
+	// read and cleared by the refill without it, so that a refill passes
+	// the shards that did not ask without taking their locks.
+	want   atomic.Bool
 	signal chan struct{}
 }
 
@@ -37,13 +42,18 @@ const (
 	spareMinDepth  = 3
 )
 
+// keepsSpareChunk and keepsSpareTables (under the shard lock) apply those
+// rules: to ask for a spare, to make one and to install it.
+func keepsSpareChunk(a *arena) bool      { return len(a.chunks) >= spareMinChunks }
+func keepsSpareTables(d *directory) bool { return d.depth >= spareMinDepth }
+
 // ask (under the shard lock) records that the shard wants a refill and
 // wakes the refiller, without waiting.
 func (sp *spares) ask() {
 	if sp == nil || sp.signal == nil {
 		return
 	}
-	sp.want = true
+	sp.want.Store(true)
 	select {
 	case sp.signal <- struct{}{}:
 	default: // a refill is already pending
@@ -65,21 +75,25 @@ func (sp *spares) takeChunk(n, size int) []byte {
 	return b
 }
 
-// takeTable (under the shard lock) returns a spare table of n slots for
-// depth, or nil.
-func (sp *spares) takeTable(depth uint8, n int) *table {
+// takeTable (under the shard lock) returns a spare table for depth, or
+// nil. Spares are made at the directory's split size, which a shard never
+// changes.
+func (sp *spares) takeTable(depth uint8) *table {
 	if sp == nil || len(sp.tables) == 0 {
 		return nil
 	}
 	k := len(sp.tables)
 	t := sp.tables[k-1]
-	if len(t.slots()) != n {
-		return nil
-	}
 	sp.tables[k-1] = nil
 	sp.tables = sp.tables[:k-1]
 	t.depth = depth
 	return t
+}
+
+// drop (under the shard lock) forgets the spares and any pending ask.
+func (sp *spares) drop() {
+	sp.chunk, sp.tables = nil, nil
+	sp.want.Store(false)
 }
 
 // slotBytes is the memory of slots, as bytes.
@@ -102,19 +116,22 @@ func touch(b []byte) {
 // refill makes what sh's writers asked for and installs it. It allocates
 // with the lock released, so a writer waits at most for the install.
 func (s *store) refill(sh *shard) {
-	sh.mu.Lock()
 	sp := &sh.sp
-	if !sp.want || s.closed.Load() {
+	if !sp.want.Swap(false) {
+		return
+	}
+	sh.mu.Lock()
+	if s.closed.Load() {
 		sh.mu.Unlock()
 		return
 	}
-	sp.want = false
 	chunkSize := 0
-	if sp.chunk == nil && len(sh.a.chunks) >= spareMinChunks {
+	if sp.chunk == nil && keepsSpareChunk(&sh.a) {
 		chunkSize = sh.a.chunkSize()
 	}
-	tables, size := 0, sh.tab.Load().maxSlots
-	if sh.tab.Load().depth >= spareMinDepth {
+	d := sh.tab.Load()
+	tables, size := 0, d.maxSlots
+	if keepsSpareTables(d) {
 		tables = 2 - len(sp.tables)
 	}
 	sh.mu.Unlock()
@@ -136,11 +153,11 @@ func (s *store) refill(sh *shard) {
 	// Installed only if the shard still keeps spares: a Clear while they
 	// were being made leaves it small, and what was made goes to the GC.
 	sh.mu.Lock()
-	if sp.chunk == nil && len(sh.a.chunks) >= spareMinChunks {
+	if sp.chunk == nil && keepsSpareChunk(&sh.a) {
 		sp.chunk = b
 	}
 	for _, t := range made {
-		if len(sp.tables) < 2 && sh.tab.Load().depth >= spareMinDepth {
+		if len(sp.tables) < 2 && keepsSpareTables(sh.tab.Load()) {
 			sp.tables = append(sp.tables, t)
 		}
 	}

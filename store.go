@@ -578,7 +578,7 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 
 // ListKeys returns the present, unexpired keys that start with prefix, in no
 // particular order. It costs O(keys held) and visits the store a table at
-// a time (at most 768 keys) under the table's shard lock, so it holds a
+// a time (at most 3072 keys) under the table's shard lock, so it holds a
 // shard's writers off only that long, and readers never. Every key present
 // for the whole call is listed, once; a key written or removed meanwhile
 // may or may not be, so the list is no snapshot: a key listed early may be
@@ -604,7 +604,7 @@ func (st *store) listKeys(prefix string) ([]string, error) {
 
 // Keys iterates over the present, unexpired keys that start with prefix,
 // with ListKeys' consistency: every key present for the whole loop is
-// yielded once. It gathers one table's keys (at most 768) under its shard
+// yielded once. It gathers one table's keys (at most 3072) under its shard
 // lock and yields them after releasing it, so the loop body may use the
 // store. A closed store yields nothing, and an iteration stops at the next
 // table once the store is closed. The iteration keeps the Store reachable,

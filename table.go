@@ -355,14 +355,14 @@ func (d *directory) splitBit(t *table) uint32 {
 func (d *directory) split(i uint32, sp *spares) *directory {
 	t := d.entries[i].t.Load()
 	bit := d.splitBit(t)
-	lo, hi := sp.takeTable(t.depth+1, d.maxSlots), sp.takeTable(t.depth+1, d.maxSlots)
+	lo, hi := sp.takeTable(t.depth+1), sp.takeTable(t.depth+1)
 	if lo == nil {
 		lo = newTable(d.maxSlots, t.depth+1)
 	}
 	if hi == nil {
 		hi = newTable(d.maxSlots, t.depth+1)
 	}
-	if d.depth >= spareMinDepth {
+	if keepsSpareTables(d) {
 		sp.ask() // for the next split
 	}
 	t.copyInto(lo, hi, bit)

@@ -304,6 +304,9 @@ func TestTableReadersNeverMissAStableKey(t *testing.T) {
 			stop.Store(true)
 			wg.Wait()
 			h.check(nil)
+			if d := h.sh.tab.Load(); d.depth == 0 {
+				t.Fatal("the churn never split a table under the readers")
+			}
 		})
 	}
 }
