@@ -419,9 +419,9 @@ func (a *arena) reset() {
 }
 
 // overfull reports whether the shard holds enough garbage that writes
-// should pay for cleaning: more than 7/8 of the live bytes (so that with
+// should pay for cleaning: more than 3/4 of the live bytes (so that with
 // the cleaning rate of shard.compact, what is held stays within twice the
 // live bytes), beyond a fixed allowance.
 func (a *arena) overfull() bool {
-	return a.used-a.live > a.live*7/8+garbageAllowance && len(a.chunks) > 1
+	return a.used-a.live > a.live*3/4+garbageAllowance && len(a.chunks) > 1
 }
