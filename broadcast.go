@@ -39,6 +39,15 @@ type Event struct {
 	// Value is the stored value for EventSet and nil otherwise. It is the
 	// store's own copy, shared by every subscriber: read it, never write it.
 	Value []byte
+	// Op names the operation as Redis names keyspace events: "set" (Set,
+	// SetWithTTL, CompareAndSwap), "incrby" (Increment), "del" (Delete),
+	// "expired" (an expired entry reclaimed), "expire" and "persist"
+	// (Expire and Persist: an EventSet with the unchanged value),
+	// "rename_from" and "rename_to" (Rename), or an Update's Change.Op.
+	Op string
+	// New reports that the event created the key: it was absent or
+	// expired before.
+	New bool
 }
 
 // ring is a bounded multi-producer broadcast buffer (the reference's tokio
@@ -98,18 +107,30 @@ func newRing(capacity int, closed <-chan struct{}) *ring {
 // publishes nothing: one atomic load is all the event work it does.
 func (r *ring) active() bool { return r.subs.Load() != 0 }
 
-// publish appends an event: key, kind, and for EventSet value. The store
-// calls it while it still holds the key's shard lock, so the events of one
-// key take positions in the order their mutations took effect. The event
-// holds copies of key and value (one allocation for both), never the
-// store's own bytes: an event a subscriber keeps must not hold a chunk
-// alive.
+// publish appends an event: key, kind, and for EventSet value, with the
+// kind's default Op and New false. See emit.
 func (r *ring) publish(key string, kind EventKind, value string) {
 	if !r.active() {
 		return
 	}
+	r.emit(key, kind, value, defaultOp[kind], false)
+}
+
+// defaultOp is each kind's Op when the operation names none other.
+var defaultOp = [...]string{EventSet: "set", EventDelete: "del", EventExpire: "expired"}
+
+// emit appends an event: key, kind, for EventSet value, op and isNew. The
+// store calls it while it still holds the key's shard lock, so the events
+// of one key take positions in the order their mutations took effect. The
+// event holds copies of key and value (one allocation for both), never the
+// store's own bytes: an event a subscriber keeps must not hold a chunk
+// alive. op is kept as given.
+func (r *ring) emit(key string, kind EventKind, value, op string, isNew bool) {
+	if !r.active() {
+		return
+	}
 	pos := r.head.Add(1) - 1
-	ev := Event{Kind: kind}
+	ev := Event{Kind: kind, Op: op, New: isNew}
 	if kind == EventSet {
 		b := make([]byte, len(key)+len(value))
 		copy(b, key)

@@ -38,7 +38,7 @@ func ringCancelled() context.Context {
 func requireRingEvent(t *testing.T, i int, ev Event) {
 	t.Helper()
 	key, kind, val := ringEvent(i)
-	want := Event{Key: key, Kind: kind}
+	want := Event{Key: key, Kind: kind, Op: defaultOp[kind]}
 	if kind == EventSet { // only a set carries its value
 		want.Value = []byte(val)
 	}
@@ -280,7 +280,7 @@ func TestWatchPrefixFiltersAndSkipsLag(t *testing.T) {
 		require.NoError(t, s.SetString("user/0", "0"))
 		synctest.Wait() // the feeder holds user/0 and waits to send it
 		ev := <-ch
-		require.Equal(t, Event{Key: "user/0", Kind: EventSet, Value: []byte("0")}, ev)
+		require.Equal(t, Event{Key: "user/0", Kind: EventSet, Value: []byte("0"), Op: "set", New: true}, ev)
 
 		// The feeder is now back in Recv; publish a run it keeps up with.
 		require.NoError(t, s.SetString("other/2", "x"))
@@ -314,7 +314,7 @@ func TestWatchPrefixFiltersAndSkipsLag(t *testing.T) {
 		_, err := s.Delete("user/20")
 		require.NoError(t, err)
 		ev = <-ch
-		require.Equal(t, Event{Key: "user/20", Kind: EventDelete}, ev)
+		require.Equal(t, Event{Key: "user/20", Kind: EventDelete, Op: "del"}, ev)
 
 		cancel()
 		_, open := <-ch

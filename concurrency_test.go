@@ -379,12 +379,12 @@ func ccEvents(t *testing.T, s *shardkv.Store, from, n int) []shardkv.Event {
 		k := "lag/" + strconv.Itoa(i/2)
 		if i%2 == 0 {
 			require.NoError(t, s.SetString(k, strconv.Itoa(i)))
-			out = append(out, shardkv.Event{Key: k, Kind: shardkv.EventSet, Value: []byte(strconv.Itoa(i))})
+			out = append(out, shardkv.Event{Key: k, Kind: shardkv.EventSet, Value: []byte(strconv.Itoa(i)), Op: "set", New: true})
 		} else {
 			existed, err := s.Delete(k)
 			require.NoError(t, err)
 			require.True(t, existed)
-			out = append(out, shardkv.Event{Key: k, Kind: shardkv.EventDelete})
+			out = append(out, shardkv.Event{Key: k, Kind: shardkv.EventDelete, Op: "del"})
 		}
 	}
 	return out
@@ -437,7 +437,7 @@ func TestLagCountsAcrossKeysAndSubscribers(t *testing.T) {
 		k := "key-" + strconv.Itoa(i) // 30 keys over 16 shards
 		_, err := s.Increment(k, int64(i))
 		require.NoError(t, err)
-		evs = append(evs, shardkv.Event{Key: k, Kind: shardkv.EventSet, Value: []byte(strconv.Itoa(i))})
+		evs = append(evs, shardkv.Event{Key: k, Kind: shardkv.EventSet, Value: []byte(strconv.Itoa(i)), Op: "incrby", New: true})
 		got, err := fast.Recv(ccCancelled())
 		require.NoError(t, err, "the subscriber that keeps up lagged")
 		require.Equal(t, evs[i], got)
@@ -709,7 +709,7 @@ func TestSubscriptionCloseUnblocksOnlyItsOwnRecv(t *testing.T) {
 		synctest.Wait()
 		r := <-rb
 		require.NoError(t, r.err)
-		require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventSet, Value: []byte("v")}, r.ev)
+		require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventSet, Value: []byte("v"), Op: "set", New: true}, r.ev)
 
 		// A closed subscription returns ErrClosed even with events held.
 		_, err := a.Recv(context.Background())

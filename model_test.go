@@ -844,7 +844,7 @@ func TestReclaimLargeBatches(t *testing.T) {
 				t.Fatalf("Len() = %d, want 1", got)
 			}
 			synctest.Wait()
-			check(t, sub, n, Event{Key: "new", Kind: EventSet, Value: []byte("x")})
+			check(t, sub, n, Event{Key: "new", Kind: EventSet, Value: []byte("x"), Op: "set", New: true})
 		})
 	})
 }

@@ -25,9 +25,12 @@ type shardFields struct {
 	// nothing due: a stale value costs a wasted lock, never a missed expiry,
 	// because it is lowered before mu is released whenever a timer is added.
 	due atomic.Int64
-	w   wheel
-	a   arena
-	sp  spares
+	// expired counts the entries reclaimed (Store.Stats). Written under mu,
+	// read without it.
+	expired atomic.Uint64
+	w       wheel
+	a       arena
+	sp      spares
 	// hash is the store's key hash: compaction uses it to find the slot of
 	// a record it reads from a chunk.
 	hash func(string) uint64
@@ -225,24 +228,32 @@ func (sh *shard) slotOfTimer(r tref) *slot {
 // added or removed meanwhile may or may not be. The entries' strings share
 // chunks: collect copies what it keeps past flush.
 func (sh *shard) scan(collect func(entry), flush func() bool) {
-	maxD := uint(sh.tab.Load().maxDepth()) // the same for every directory of the shard
-	end := uint64(1) << maxD
+	end := uint64(1) << sh.tab.Load().maxDepth() // the same for every directory of the shard
 	for c := uint64(0); c < end; {
-		sh.mu.Lock()
-		d := sh.tab.Load()
-		t := d.entries[c>>(maxD-uint(d.depth))].t.Load()
-		span := uint64(1) << (maxD - uint(t.depth))
-		for i := range t.slots() {
-			if l := loc(t.slots()[i].loc.Load()); l != locEmpty && l != locTomb {
-				collect(readAt(sh.a.chunk(l), l))
-			}
-		}
-		sh.mu.Unlock()
-		c = c&^(span-1) + span
+		c = sh.scanTable(c, collect)
 		if !flush() {
 			return
 		}
 	}
+}
+
+// scanTable takes the lock, calls collect with each entry of the table
+// that holds position c of the shard's hash space (positions of its
+// directory's maxDepth), releases the lock and returns the position after
+// that table's range.
+func (sh *shard) scanTable(c uint64, collect func(entry)) uint64 {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d := sh.tab.Load()
+	maxD := uint(d.maxDepth())
+	t := d.entries[c>>(maxD-uint(d.depth))].t.Load()
+	span := uint64(1) << (maxD - uint(t.depth))
+	for i := range t.slots() {
+		if l := loc(t.slots()[i].loc.Load()); l != locEmpty && l != locTomb {
+			collect(readAt(sh.a.chunk(l), l))
+		}
+	}
+	return c&^(span-1) + span
 }
 
 // reset (under mu) drops every entry and timer, and returns how many
@@ -351,6 +362,7 @@ func (sh *shard) current(key string, l loc) *slot {
 // decides what becomes of the entry's quota slot.
 func (s *store) expire(sh *shard, sl *slot, e entry) {
 	sh.remove(sl, e)
+	sh.expired.Add(1)
 	s.events.publish(e.key, EventExpire, "")
 }
 

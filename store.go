@@ -420,6 +420,7 @@ func putOnce[V string | []byte](s *store, key string, v V, ttl time.Duration, wi
 		sh.mu.Unlock()
 		return errFull
 	}
+	isNew := sl == nil
 	sl = storeRecord(sh, sl, old, key, h, v, when)
 	due := noTick
 	if when >= 0 {
@@ -427,7 +428,7 @@ func putOnce[V string | []byte](s *store, key string, v V, ttl time.Duration, wi
 	} else {
 		sh.unschedule(sl)
 	}
-	s.events.publish(key, EventSet, asString(v)) // copies both
+	s.events.emit(key, EventSet, asString(v), "set", isNew) // copies both
 	sh.compact()
 	sh.mu.Unlock()
 	s.wakeReaper(due)
@@ -513,7 +514,7 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 	v := strconv.AppendInt(buf[:0], n, 10)
 	// The slot's timer, if any, stays as it is.
 	storeRecord(sh, sl, old, key, h, v, when)
-	s.events.publish(key, EventSet, asString(v))
+	s.events.emit(key, EventSet, asString(v), "incrby", sl == nil)
 	sh.compact()
 	return n, nil
 }
@@ -569,9 +570,10 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	if !held && !s.reserve() {
 		return false, errFull
 	}
+	isNew := sl == nil
 	sl = storeRecord(sh, sl, old, key, h, newValue, noDeadline)
 	sh.unschedule(sl)
-	s.events.publish(key, EventSet, asString(newValue))
+	s.events.emit(key, EventSet, asString(newValue), "set", isNew)
 	sh.compact()
 	return true, nil
 }

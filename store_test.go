@@ -970,7 +970,7 @@ func TestStore_TTLZeroOrNegativeIsAlreadyExpired(t *testing.T) {
 				defer sub.Close()
 				require.NoError(t, s.SetWithTTL("k", []byte("v"), ttl))
 				ev := stRecv(t, sub)
-				require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventSet, Value: []byte("v")}, ev)
+				require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventSet, Value: []byte("v"), Op: "set", New: true}, ev)
 				require.Equal(t, "<absent>", stGet(t, s, "k"), "Get must miss at once")
 				require.False(t, s.Exists("k"))
 				synctest.Wait()
@@ -978,7 +978,7 @@ func TestStore_TTLZeroOrNegativeIsAlreadyExpired(t *testing.T) {
 				synctest.Wait()
 				require.Equal(t, 0, s.Len())
 				ev = stRecv(t, sub)
-				require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventExpire}, ev)
+				require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventExpire, Op: "expired"}, ev)
 				stNoEvent(t, sub)
 			})
 		})
@@ -1053,7 +1053,7 @@ func TestStore_DeleteExpiredPublishesExpire(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, existed, "an expired key did not exist")
 		require.Equal(t, 0, s.Len(), "Delete reclaims what it meets")
-		require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventExpire}, stRecv(t, sub))
+		require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventExpire, Op: "expired"}, stRecv(t, sub))
 		time.Sleep(5 * time.Millisecond)
 		synctest.Wait()
 		stNoEvent(t, sub) // no EventDelete, and no second EventExpire
@@ -1244,7 +1244,7 @@ func TestStore_TTLReclaimWithinTwoTicks(t *testing.T) {
 				time.Sleep(2 * time.Millisecond)
 				synctest.Wait()
 				require.Equal(t, 0, s.Len(), "not reclaimed within 2 ms of its deadline")
-				require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventExpire}, stRecv(t, sub))
+				require.Equal(t, shardkv.Event{Key: "k", Kind: shardkv.EventExpire, Op: "expired"}, stRecv(t, sub))
 				stNoEvent(t, sub)
 			})
 		})
@@ -1426,7 +1426,7 @@ func TestStore_QuotaReclaimsExpiredFirst(t *testing.T) {
 
 				require.NoError(t, write(s, "new1"), "the expired entry's slot must be reclaimed")
 				require.Equal(t, 3, s.Len())
-				require.Equal(t, shardkv.Event{Key: "soon", Kind: shardkv.EventExpire}, stRecv(t, sub))
+				require.Equal(t, shardkv.Event{Key: "soon", Kind: shardkv.EventExpire, Op: "expired"}, stRecv(t, sub))
 				require.Equal(t, shardkv.EventSet, stRecv(t, sub).Kind)
 
 				require.ErrorIs(t, write(s, "new2"), shardkv.ErrQuotaExceeded, "later is not due yet")
@@ -1557,8 +1557,8 @@ func TestStore_DeleteCancelsTTL(t *testing.T) {
 		require.Equal(t, 0, s.Len())
 		evs := stDrain(t, sub)
 		require.Equal(t, []shardkv.Event{
-			{Key: "k", Kind: shardkv.EventSet, Value: []byte("v")},
-			{Key: "k", Kind: shardkv.EventDelete},
+			{Key: "k", Kind: shardkv.EventSet, Value: []byte("v"), Op: "set", New: true},
+			{Key: "k", Kind: shardkv.EventDelete, Op: "del"},
 		}, evs)
 		// The key can be written again and keeps no trace of the old TTL.
 		require.NoError(t, s.Set("k", []byte("w")))
@@ -1715,7 +1715,7 @@ func TestStore_IncrementPublishesEvent(t *testing.T) {
 	defer sub.Close()
 	_, err := s.Increment("n", -3)
 	require.NoError(t, err)
-	require.Equal(t, shardkv.Event{Key: "n", Kind: shardkv.EventSet, Value: []byte("-3")}, stRecv(t, sub))
+	require.Equal(t, shardkv.Event{Key: "n", Kind: shardkv.EventSet, Value: []byte("-3"), Op: "incrby", New: true}, stRecv(t, sub))
 	require.NoError(t, s.Set("bad", []byte("x")))
 	stRecv(t, sub)
 	_, err = s.Increment("bad", 1)
@@ -2306,12 +2306,12 @@ func TestStore_MutationEvents(t *testing.T) {
 	_, err = s.Delete("c") // absent: no event
 	require.NoError(t, err)
 	require.Equal(t, []shardkv.Event{
-		{Key: "a", Kind: shardkv.EventSet, Value: []byte("1")},
-		{Key: "b", Kind: shardkv.EventSet, Value: []byte("2")},
-		{Key: "c", Kind: shardkv.EventSet, Value: []byte("3")},
-		{Key: "a", Kind: shardkv.EventSet, Value: []byte("5")},
-		{Key: "b", Kind: shardkv.EventSet, Value: []byte("22")},
-		{Key: "c", Kind: shardkv.EventDelete},
+		{Key: "a", Kind: shardkv.EventSet, Value: []byte("1"), Op: "set", New: true},
+		{Key: "b", Kind: shardkv.EventSet, Value: []byte("2"), Op: "set", New: true},
+		{Key: "c", Kind: shardkv.EventSet, Value: []byte("3"), Op: "set", New: true},
+		{Key: "a", Kind: shardkv.EventSet, Value: []byte("5"), Op: "incrby"},
+		{Key: "b", Kind: shardkv.EventSet, Value: []byte("22"), Op: "set"},
+		{Key: "c", Kind: shardkv.EventDelete, Op: "del"},
 	}, stDrain(t, sub))
 }
 
