@@ -187,3 +187,78 @@ func ExampleStore_Subscribe() {
 	// set n "2"
 	// delete k ""
 }
+
+// Update reads and writes a key in one step under its shard's lock: here,
+// an append that no concurrent writer can interleave with.
+func ExampleStore_Update() {
+	s := shardkv.New()
+	defer s.Close()
+	_ = s.SetString("log", "a")
+
+	appendTo := func(key, suffix string) (n int, err error) {
+		err = s.Update(key, func(e shardkv.Entry) shardkv.Change {
+			v := append(append([]byte(nil), e.Value...), suffix...) // e.Value is lent: copy
+			n = len(v)
+			return shardkv.Change{Action: shardkv.Put, Value: v, KeepTTL: true, Op: "append"}
+		})
+		return n, err
+	}
+	n, _ := appendTo("log", "bc")
+	v, _, _ := s.GetString("log")
+	fmt.Println(n, v)
+
+	// Drop removes a key, here only if it holds what we expect.
+	_ = s.Update("log", func(e shardkv.Entry) shardkv.Change {
+		if string(e.Value) == "abc" {
+			return shardkv.Change{Action: shardkv.Drop}
+		}
+		return shardkv.Change{} // Keep
+	})
+	fmt.Println(s.Exists("log"))
+	// Output:
+	// 3 abc
+	// false
+}
+
+// Scan walks the keys in steps, resuming from a cursor, as Redis SCAN
+// does: every key present for the whole walk comes back once.
+func ExampleStore_Scan() {
+	s := shardkv.New()
+	defer s.Close()
+	for i := range 100 {
+		_ = s.SetString(fmt.Sprint("user:", i), "x")
+	}
+	seen, calls := 0, 0
+	var keys []string
+	for cursor := uint64(0); ; {
+		var err error
+		keys, cursor, err = s.Scan(cursor, 10, keys[:0])
+		if err != nil {
+			panic(err)
+		}
+		seen += len(keys)
+		calls++
+		if cursor == 0 {
+			break
+		}
+	}
+	fmt.Println(seen, calls > 1)
+	// Output:
+	// 100 true
+}
+
+// Rename moves a value and its deadline to another key.
+func ExampleStore_Rename() {
+	s := shardkv.New()
+	defer s.Close()
+	_ = s.SetWithTTL("session:tmp", []byte("alice"), time.Hour)
+	ok, _ := s.Rename("session:tmp", "session:42", false)
+	v, _, _ := s.GetString("session:42")
+	ttl, _, _ := s.TTL("session:42")
+	fmt.Println(ok, v, ttl > 59*time.Minute, s.Exists("session:tmp"))
+	_, err := s.Rename("missing", "x", false)
+	fmt.Println(errors.Is(err, shardkv.ErrNotFound))
+	// Output:
+	// true alice true false
+	// true
+}
