@@ -1,0 +1,372 @@
+package server
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/shardkv/shardkv"
+)
+
+// DEL and UNLINK delete each key on its own (atomic per key). A key the
+// store's validator refuses cannot exist and counts as not deleted.
+func cmdDel(c *client, args [][]byte) {
+	st := c.s.store
+	var n int64
+	for _, k := range args[1:] {
+		existed, err := st.Delete(string(k))
+		if err != nil && !errors.Is(err, shardkv.ErrInvalidKey) {
+			c.storeError(err)
+			return
+		}
+		if existed {
+			n++
+		}
+	}
+	c.writeInt(n)
+}
+
+// EXISTS counts the arguments that name a present key, duplicates
+// included.
+func cmdExists(c *client, args [][]byte) {
+	st := c.s.store
+	var n int64
+	for _, k := range args[1:] {
+		if st.Exists(string(k)) {
+			n++
+		}
+	}
+	c.writeInt(n)
+}
+
+func cmdType(c *client, args [][]byte) {
+	if c.s.store.Exists(string(args[1])) {
+		c.writeSimple("string")
+	} else {
+		c.writeSimple("none")
+	}
+}
+
+func cmdRename(c *client, args [][]byte)   { c.rename(args, false) }
+func cmdRenameNX(c *client, args [][]byte) { c.rename(args, true) }
+
+// rename is one Store.Rename (both keys' locks held). A key renamed to
+// itself is OK (RENAMENX: 0) if it exists, as in Redis.
+func (c *client) rename(args [][]byte, nx bool) {
+	done, err := c.s.store.Rename(string(args[1]), string(args[2]), nx)
+	switch {
+	case err != nil:
+		c.storeError(err)
+	case nx:
+		c.writeBool(done)
+	default:
+		c.writeOK()
+	}
+}
+
+// EXPIRE options, as Redis 7's.
+const (
+	expNX = 1 << iota
+	expXX
+	expGT
+	expLT
+)
+
+func cmdExpire(c *client, args [][]byte)    { c.expire(args, 1000, false, "expire") }
+func cmdPExpire(c *client, args [][]byte)   { c.expire(args, 1, false, "pexpire") }
+func cmdExpireAt(c *client, args [][]byte)  { c.expire(args, 1000, true, "expireat") }
+func cmdPExpireAt(c *client, args [][]byte) { c.expire(args, 1, true, "pexpireat") }
+
+// expire is EXPIRE and its kin, with Redis 7's rules: a time that is not
+// in the future deletes the key (event "del"); NX/XX/GT/LT compare with
+// the current deadline, a key without one counting as infinite. Without
+// options it is one Store.Expire; with them one Update, so that the test
+// and the change are atomic.
+func (c *client) expire(args [][]byte, unit int64, abs bool, name string) {
+	var flags int
+	for _, o := range args[3:] {
+		switch {
+		case equalFold(o, "nx"):
+			flags |= expNX
+		case equalFold(o, "xx"):
+			flags |= expXX
+		case equalFold(o, "gt"):
+			flags |= expGT
+		case equalFold(o, "lt"):
+			flags |= expLT
+		default:
+			c.writeError("ERR Unsupported option " + string(o))
+			return
+		}
+	}
+	if flags&expNX != 0 && flags&(expXX|expGT|expLT) != 0 {
+		c.writeError("ERR NX and XX, GT or LT options at the same time are not compatible")
+		return
+	}
+	if flags&expGT != 0 && flags&expLT != 0 {
+		c.writeError("ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	when, ok := c.intArg(args[2])
+	if !ok {
+		return
+	}
+	if unit == 1000 {
+		if when > math.MaxInt64/1000 || when < math.MinInt64/1000 {
+			c.errExpireTime(name)
+			return
+		}
+		when *= 1000
+	}
+	now := time.Now().UnixMilli()
+	var base int64
+	if !abs {
+		base = now
+	}
+	if when > math.MaxInt64-base {
+		c.errExpireTime(name)
+		return
+	}
+	when += base // the deadline, in unix milliseconds
+	ttl := msDuration(when - now)
+	if when-now <= 0 {
+		ttl = 0
+	}
+	key := string(args[1])
+	if flags == 0 {
+		ok, err := c.s.store.Expire(key, ttl)
+		if err != nil {
+			c.storeError(err)
+			return
+		}
+		c.writeBool(ok)
+		return
+	}
+	var changed bool
+	err := c.s.store.Update(key, func(e shardkv.Entry) shardkv.Change {
+		changed = false
+		if !e.Found {
+			return shardkv.Change{Action: shardkv.Keep}
+		}
+		hasTTL := e.TTL != shardkv.NoTTL
+		var cur int64 // the current deadline, in unix milliseconds
+		if hasTTL {
+			cur = time.Now().Add(e.TTL).UnixMilli()
+		}
+		switch {
+		case flags&expNX != 0 && hasTTL,
+			flags&expXX != 0 && !hasTTL,
+			flags&expGT != 0 && (!hasTTL || when <= cur),
+			flags&expLT != 0 && hasTTL && when >= cur:
+			return shardkv.Change{Action: shardkv.Keep}
+		}
+		changed = true
+		if ttl <= 0 {
+			return shardkv.Change{Action: shardkv.Drop}
+		}
+		return shardkv.Change{Action: shardkv.Put, Value: e.Value, TTL: ttl, Op: "expire"}
+	})
+	if err != nil {
+		c.storeError(err)
+		return
+	}
+	c.writeBool(changed)
+}
+
+func cmdPersist(c *client, args [][]byte) {
+	ok, err := c.s.store.Persist(string(args[1]))
+	if err != nil {
+		c.storeError(err)
+		return
+	}
+	c.writeBool(ok)
+}
+
+func cmdTTL(c *client, args [][]byte)         { c.ttl(args, false, false) }
+func cmdPTTL(c *client, args [][]byte)        { c.ttl(args, true, false) }
+func cmdExpireTime(c *client, args [][]byte)  { c.ttl(args, false, true) }
+func cmdPExpireTime(c *client, args [][]byte) { c.ttl(args, true, true) }
+
+// ttl answers TTL, PTTL, EXPIRETIME and PEXPIRETIME: -2 for a missing key,
+// -1 for one without a deadline; seconds are rounded as Redis rounds them.
+func (c *client) ttl(args [][]byte, ms, abs bool) {
+	d, found, err := c.s.store.TTL(string(args[1]))
+	switch {
+	case err != nil:
+		c.storeError(err)
+		return
+	case !found:
+		c.writeInt(-2)
+		return
+	case d == shardkv.NoTTL:
+		c.writeInt(-1)
+		return
+	}
+	v := d.Milliseconds()
+	if abs {
+		v = time.Now().Add(d).UnixMilli()
+	}
+	v = max(v, 0)
+	if !ms {
+		v = (v + 500) / 1000
+	}
+	c.writeInt(v)
+}
+
+// matchAll reports a pattern that matches every key: Redis special-cases
+// "*" (its matcher would not match the empty key with it).
+func matchAll(pattern []byte) bool { return len(pattern) == 1 && pattern[0] == '*' }
+
+func cmdKeys(c *client, args [][]byte) {
+	pattern := string(args[1])
+	all := matchAll(args[1])
+	keys := c.keys[:0]
+	for k := range c.s.store.Keys("") {
+		if all || globMatch(pattern, k, false) {
+			keys = append(keys, k)
+		}
+	}
+	c.writeArray(len(keys))
+	for _, k := range keys {
+		c.writeBulkString(k)
+	}
+	c.releaseKeys(keys)
+}
+
+func (c *client) releaseKeys(keys []string) {
+	clear(keys)
+	if cap(keys) > 4096 {
+		keys = nil
+	}
+	c.keys = keys[:0]
+}
+
+// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: one Store.Scan
+// step. The cursor is the store's, in decimal.
+func cmdScan(c *client, args [][]byte) {
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		c.writeError("ERR invalid cursor")
+		return
+	}
+	count := int64(10)
+	var pattern []byte
+	var typ []byte
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.errSyntax()
+			return
+		}
+		o, v := args[i], args[i+1]
+		switch {
+		case equalFold(o, "count"):
+			n, ok := c.intArg(v)
+			if !ok {
+				return
+			}
+			if n < 1 {
+				c.errSyntax()
+				return
+			}
+			count = n
+		case equalFold(o, "match"):
+			pattern = v
+		case equalFold(o, "type"):
+			typ = v
+		default:
+			c.errSyntax()
+			return
+		}
+	}
+	keys, next, err := c.s.store.Scan(cursor, int(min(count, math.MaxInt32)), c.keys[:0])
+	if err != nil {
+		c.storeError(err)
+		return
+	}
+	out := keys[:0]
+	if typ == nil || equalFold(typ, "string") {
+		usePattern := pattern != nil && !matchAll(pattern)
+		p := string(pattern)
+		for _, k := range keys {
+			if !usePattern || globMatch(p, k, false) {
+				out = append(out, k)
+			}
+		}
+	}
+	c.writeArray(2)
+	c.writeBulk(strconv.AppendUint(c.num[:0], next, 10))
+	c.writeArray(len(out))
+	for _, k := range out {
+		c.writeBulkString(k)
+	}
+	c.releaseKeys(keys)
+}
+
+// RANDOMKEY scans from a random cursor, wrapping around once, and picks
+// one key of the first non-empty step. The store's cursors cover
+// [0, end) for an end that is a power of two it does not export, so the
+// random start is found by shifting a random number right until a scan
+// from it is inside that range.
+func cmdRandomKey(c *client, args [][]byte) {
+	st := c.s.store
+	if st.Len() == 0 {
+		c.writeNull()
+		return
+	}
+	pick := func(keys []string) {
+		c.writeBulkString(keys[rand.IntN(len(keys))])
+		c.releaseKeys(keys)
+	}
+	r := rand.Uint64()
+	var cursor uint64
+	for k := 0; k < 64; k++ {
+		keys, next, err := st.Scan(r>>k, 1, c.keys[:0])
+		if err != nil {
+			c.storeError(err)
+			return
+		}
+		if len(keys) > 0 {
+			pick(keys)
+			return
+		}
+		if next != 0 {
+			cursor = next
+			break
+		}
+	}
+	wrapped := cursor == 0
+	for {
+		keys, next, err := st.Scan(cursor, 1, c.keys[:0])
+		if err != nil {
+			c.storeError(err)
+			return
+		}
+		if len(keys) > 0 {
+			pick(keys)
+			return
+		}
+		if next == 0 {
+			if wrapped {
+				c.writeNull()
+				return
+			}
+			wrapped = true
+		}
+		cursor = next
+	}
+}
+
+func cmdDBSize(c *client, args [][]byte) { c.writeInt(int64(c.s.store.Len())) }
+
+// FLUSHDB and FLUSHALL [ASYNC|SYNC] clear the store (Store.Clear: no
+// events, not a snapshot).
+func cmdFlush(c *client, args [][]byte) {
+	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "async") && !equalFold(args[1], "sync")) {
+		c.errSyntax()
+		return
+	}
+	c.s.store.Clear()
+	c.writeOK()
+}

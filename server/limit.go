@@ -1,0 +1,177 @@
+package server
+
+import (
+	"crypto/rand"
+	"io"
+	"math"
+	"strconv"
+)
+
+func randRead(b []byte) { rand.Read(b) }
+
+// protoError is a request the guard refused: the client is told
+// "ERR Protocol error: <msg>" and closed.
+type protoError struct{ msg string }
+
+func (e *protoError) Error() string { return "Protocol error: " + e.msg }
+
+// guard sits between a client's connection and redcon's parser and bounds
+// what the parser may buffer. redcon's Reader has no size limits: told a
+// bulk of 10 GB is coming it keeps growing its buffer for it. guard
+// follows the framing of the bytes as they are read, using only the
+// length prefixes (redcon still does the parsing), and refuses, before
+// they are buffered, a bulk longer than the limit, a request longer than
+// twice the limit, a multibulk count beyond 2^31-1 and an inline request
+// line longer than 64 KiB. When the bytes stop making sense as RESP it
+// stops checking: redcon then reports its own protocol error and the
+// client is closed.
+//
+// A guard is used by its client's goroutine only.
+type guard struct {
+	r     io.Reader
+	limit func() int64 // current bulk limit (CONFIG SET may change it)
+
+	st    guardState
+	hdr   [32]byte // the digits of a "*n" or "$n" header being read
+	nhdr  int
+	left  int64 // sBulk: bytes of the bulk and its CRLF still to come
+	bulks int64 // bulks of the current request still to come
+	size  int64 // bytes of the current request so far
+	err   error // a refusal found in bytes already passed on
+}
+
+type guardState uint8
+
+const (
+	sStart   guardState = iota // at the start of a request
+	sInline                    // in an inline request line
+	sArray                     // reading "*<count>\r\n"
+	sDollar                    // expecting '$'
+	sBulkLen                   // reading "<len>\r\n"
+	sBulk                      // skipping a bulk's bytes and CRLF
+	sOff                       // not RESP any more: redcon will refuse it
+)
+
+// Read reads from the connection and checks what it read. Bytes before a
+// refused request are passed on, so that the complete requests before it
+// are served; the refusal is returned by the next Read.
+func (g *guard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	if n > 0 {
+		if k, perr := g.scan(p[:n]); perr != nil {
+			g.err = perr
+			if k == 0 {
+				return 0, perr
+			}
+			return k, nil
+		}
+	}
+	return n, err
+}
+
+// scan advances the framing over b. On a refusal it returns how many
+// bytes of b may be passed on: those before the byte that broke the limit
+// (the refused request is incomplete there, so the parser cannot act on
+// it, while the requests before it are complete).
+func (g *guard) scan(b []byte) (int, error) {
+	limit := g.limit()
+	for i := 0; i < len(b); {
+		switch g.st {
+		case sOff:
+			return len(b), nil
+		case sStart:
+			g.size = 0
+			if b[i] == '*' {
+				g.st, g.nhdr = sArray, 0
+			} else if b[i] != '\n' {
+				g.st = sInline
+			}
+			g.size++
+			i++
+		case sInline:
+			// Find the end of the line in this chunk.
+			j := i
+			for j < len(b) && b[j] != '\n' {
+				j++
+			}
+			g.size += int64(j - i)
+			if g.size > inlineMax {
+				return i, &protoError{"too big inline request"}
+			}
+			if j < len(b) {
+				g.st = sStart
+				j++
+			}
+			i = j
+		case sArray, sBulkLen:
+			c := b[i]
+			i++
+			g.size++
+			if c != '\n' {
+				if g.nhdr == len(g.hdr) {
+					if g.st == sArray {
+						return i - 1, &protoError{"invalid multibulk length"}
+					}
+					return i - 1, &protoError{"invalid bulk length"}
+				}
+				g.hdr[g.nhdr] = c
+				g.nhdr++
+				continue
+			}
+			if g.nhdr == 0 || g.hdr[g.nhdr-1] != '\r' {
+				g.st = sOff // redcon refuses a bare LF
+				continue
+			}
+			v, err := strconv.Atoi(string(g.hdr[:g.nhdr-1]))
+			if err != nil || v < 0 || (g.st == sArray && v == 0) {
+				g.st = sOff // redcon refuses these
+				continue
+			}
+			if g.st == sArray {
+				if int64(v) > math.MaxInt32 {
+					return i - 1, &protoError{"invalid multibulk length"}
+				}
+				g.bulks, g.st = int64(v), sDollar
+				continue
+			}
+			if int64(v) > limit {
+				return i - 1, &protoError{"invalid bulk length"}
+			}
+			g.left, g.st = int64(v)+2, sBulk
+		case sDollar:
+			if b[i] != '$' {
+				g.st = sOff
+				continue
+			}
+			g.st, g.nhdr = sBulkLen, 0
+			g.size++
+			i++
+		case sBulk:
+			k := int64(len(b) - i)
+			if k > g.left {
+				k = g.left
+			}
+			if g.size+k > 2*limit+64 {
+				return i, &protoError{"request too large"}
+			}
+			g.size += k
+			g.left -= k
+			i += int(k)
+			if g.left == 0 {
+				g.bulks--
+				if g.bulks == 0 {
+					g.st = sStart
+				} else {
+					g.st = sDollar
+				}
+			}
+		}
+		if g.size > 2*limit+64 && g.st != sInline {
+			return i, &protoError{"request too large"}
+		}
+	}
+	return len(b), nil
+}
