@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Throughput of shardkv-server against redis-server, measured by
+# redis-benchmark on this machine:
+#
+#   bash docs/bench/redis-bench.sh [OUTDIR]        # OUTDIR: docs/bench/redis
+#
+# Builds shardkv-server and starts it on a free port of 127.0.0.1; when
+# redis-server is installed (Debian: apt-get install redis-server
+# redis-tools), starts it too on a free port, with no persistence (--save ''
+# --appendonly no). Then runs
+#
+#   redis-benchmark -t set,get,incr -n N -r 100000 -c 50 -d 64 --csv [-P 16]
+#
+# without and with pipelining against each server, interleaved (shardkv,
+# redis, shardkv, redis, ...) for ROUNDS rounds, writes every run's raw
+# output to OUTDIR, and prints (and writes to OUTDIR/results.md) a markdown
+# table of the medians. The benchmark client runs on the same machine and
+# competes with the server for its cores: compare the two servers' figures
+# from one run only.
+#
+# Environment: N (requests per test, default 500000), ROUNDS (default 3,
+# at least 2), PIPELINE (the pipelined depth, default 16).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+out=${1:-docs/bench/redis}
+N=${N:-500000}
+ROUNDS=${ROUNDS:-3}
+PIPELINE=${PIPELINE:-16}
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || { echo "N must be a positive integer" >&2; exit 1; }
+[[ "$ROUNDS" =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 2 ] || { echo "ROUNDS must be at least 2" >&2; exit 1; }
+[[ "$PIPELINE" =~ ^[1-9][0-9]*$ ]] || { echo "PIPELINE must be a positive integer" >&2; exit 1; }
+command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found (Debian: apt-get install redis-tools)" >&2; exit 1; }
+
+mkdir -p "$out"
+work=$(mktemp -d)
+shardkv_pid="" redis_pid=""
+cleanup() {
+  for p in $shardkv_pid $redis_pid; do
+    kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cpu_model() {
+  local m
+  m=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+  [ -n "$m" ] || m=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -n 1)
+  echo "${m:-unknown}"
+}
+
+echo "building shardkv-server" >&2
+go build -o "$work/shardkv-server" ./cmd/shardkv-server
+
+# shardkv-server: port 0, the port read from its log.
+"$work/shardkv-server" --port 0 --bind 127.0.0.1 >"$out/shardkv-server.log" 2>&1 &
+shardkv_pid=$!
+shardkv_port=""
+for _ in $(seq 200); do
+  shardkv_port=$(sed -n 's/.*msg="Ready to accept connections tcp" addr=127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$out/shardkv-server.log" | head -n 1)
+  [ -n "$shardkv_port" ] && break
+  kill -0 "$shardkv_pid" 2>/dev/null || { cat "$out/shardkv-server.log" >&2; exit 1; }
+  sleep 0.05
+done
+[ -n "$shardkv_port" ] || { echo "shardkv-server never became ready" >&2; cat "$out/shardkv-server.log" >&2; exit 1; }
+
+# redis-server, if installed: Redis' port 0 means no TCP at all, so pick a
+# free port (nothing answers on it) and retry on the rare race.
+redis_port=""
+if command -v redis-server >/dev/null; then
+  for _ in $(seq 10); do
+    p=$((20000 + RANDOM % 40000))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+      --logfile "" >"$out/redis-server.log" 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 100); do
+      grep -q 'Ready to accept connections' "$out/redis-server.log" && break
+      kill -0 "$redis_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    if grep -q 'Ready to accept connections' "$out/redis-server.log"; then redis_port=$p; break; fi
+    kill -9 "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=""
+  done
+  [ -n "$redis_port" ] || { echo "redis-server would not start:" >&2; cat "$out/redis-server.log" >&2; exit 1; }
+else
+  echo "redis-server not installed: measuring shardkv-server alone" >&2
+fi
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpu: $(cpu_model)"
+  echo "nproc: $(nproc)"
+  echo "load average at start (1, 5, 15 min): $(load)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "go: $(go version)"
+  echo "shardkv-server: $("$work/shardkv-server" --version)"
+  if [ -n "$redis_port" ]; then echo "redis-server: $(redis-server --version)"; else echo "redis-server: not installed"; fi
+  echo "redis-benchmark: $(redis-benchmark --version 2>/dev/null || echo unknown)"
+  echo "command: redis-benchmark -t set,get,incr -n $N -r 100000 -c 50 -d 64 --csv [-P $PIPELINE] -p PORT"
+  echo "rounds: $ROUNDS, interleaved: shardkv then redis, unpipelined then -P $PIPELINE, each round"
+} >"$out/header.txt"
+cat "$out/header.txt" >&2
+
+# bench SERVER PORT PIPELINE ROUND: one redis-benchmark run, its CSV saved.
+bench() {
+  local name=$1 port=$2 p=$3 round=$4 file
+  file="$out/round$round-$name-P$p.csv"
+  local args=(-t set,get,incr -n "$N" -r 100000 -c 50 -d 64 --csv -p "$port")
+  if [ "$p" -gt 1 ]; then args+=(-P "$p"); fi
+  echo "round $round: $name -P $p" >&2
+  redis-benchmark "${args[@]}" >"$file" 2>&1 || { echo "redis-benchmark failed against $name:" >&2; cat "$file" >&2; exit 1; }
+  grep -q '^"SET","' "$file" || { echo "no SET result from $name:" >&2; cat "$file" >&2; exit 1; }
+}
+
+for round in $(seq "$ROUNDS"); do
+  for p in 1 "$PIPELINE"; do
+    bench shardkv "$shardkv_port" "$p" "$round"
+    if [ -n "$redis_port" ]; then bench redis "$redis_port" "$p" "$round"; fi
+  done
+done
+echo "load average at end (1, 5, 15 min): $(load)" >>"$out/header.txt"
+
+# Stop both; shardkv-server must exit 0 on SIGTERM.
+kill -TERM "$shardkv_pid"
+rc=0
+wait "$shardkv_pid" || rc=$?
+shardkv_pid=""
+[ "$rc" -eq 0 ] || echo "warning: shardkv-server exited $rc after SIGTERM" >&2
+if [ -n "$redis_pid" ]; then
+  kill -TERM "$redis_pid"
+  wait "$redis_pid" || true
+  redis_pid=""
+fi
+
+# The table: medians over the rounds of each (command, pipelining, server).
+{
+  sed 's/^/    /' "$out/header.txt"
+  echo
+  echo "Medians of $ROUNDS runs each, requests per second; ratio: shardkv's ÷ Redis' (above 1: shardkv is faster). Raw output: \`$out/\`."
+  echo
+  echo "| command | pipelining | shardkv req/s | redis req/s | ratio |"
+  echo "|---|---:|---:|---:|---:|"
+  for f in "$out"/round*-*-P*.csv; do
+    b=$(basename "$f" .csv)    # roundR-SERVER-PP
+    srv=${b#round*-}; srv=${srv%-P*}
+    p=${b##*-P}
+    tr -d '\r' <"$f" | awk -F'","' -v srv="$srv" -v p="$p" 'NR > 1 && /^"[A-Z]/ { gsub(/"/, "", $1); gsub(/"/, "", $2); print $1, p, srv, $2 }'
+  done | awk '
+    { k = $1 " " $2 " " $3; v[k, ++n[k]] = $4; keys[$1 " " $2] = 1 }
+    function median(k,   i, j, t, m, a) {
+      m = n[k]; if (m == 0) return -1
+      for (i = 1; i <= m; i++) a[i] = v[k, i] + 0
+      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    END {
+      split("SET GET INCR", cmds, " ")
+      for (c = 1; c <= 3; c++) {
+        for (pk in keys) {
+          split(pk, parts, " ")
+          if (parts[1] != cmds[c]) continue
+          row[parts[2] + 0] = pk
+        }
+        np = 0; for (pp in row) ps[++np] = pp + 0
+        for (i = 2; i <= np; i++) { t = ps[i]; for (j = i - 1; j >= 1 && ps[j] > t; j--) ps[j + 1] = ps[j]; ps[j + 1] = t }
+        for (i = 1; i <= np; i++) {
+          pk = row[ps[i]]
+          s = median(pk " shardkv"); r = median(pk " redis")
+          pl = (ps[i] > 1) ? "-P " ps[i] : "none"
+          printf "| %s | %s | %.0f | %s | %s |\n", cmds[c], pl, s, (r < 0 ? "–" : sprintf("%.0f", r)), (r <= 0 ? "–" : sprintf("%.2f", s / r))
+        }
+        delete row; delete ps
+      }
+    }'
+} >"$out/results.md"
+cat "$out/results.md"
