@@ -19,7 +19,8 @@
 # from one run only.
 #
 # Environment: N (requests per test, default 500000), ROUNDS (default 3,
-# at least 2), PIPELINE (the pipelined depth, default 16).
+# at least 2), PIPELINE (the pipelined depth, default 16); GOMAXPROCS, if
+# set, reaches shardkv-server (redis-server is single-threaded).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -95,6 +96,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "cpu: $(cpu_model)"
   echo "nproc: $(nproc)"
+  echo "GOMAXPROCS of shardkv-server: ${GOMAXPROCS:-unset (the Go default: nproc)}"
   echo "load average at start (1, 5, 15 min): $(load)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "go: $(go version)"
