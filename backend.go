@@ -2,6 +2,7 @@ package shardkv
 
 import (
 	"context"
+	"log/slog"
 	"runtime"
 	"time"
 )
@@ -141,4 +142,68 @@ func (s *Store) CompareAndSwapContext(ctx context.Context, key string, expected,
 		return s.s.backend.CompareAndSwap(ctx, key, expected, newValue)
 	}
 	return s.CompareAndSwap(key, expected, newValue)
+}
+
+// WatchBackend is a [Backend] that can also stream the changes made to
+// it by every one of its clients (every node of a cluster). A store whose
+// backend implements it delivers those changes to [Store.Subscribe] and
+// [Store.WatchPrefix], through the same ring as local events and with the
+// same contract: per-key order, writers (here, the stream) never wait for
+// subscribers, and a subscriber that falls behind gets a [*LaggedError].
+// A clustered store's subscribers so see every node's Context writes, its
+// own included, and also the writes its own non-Context methods make to
+// its local store.
+type WatchBackend interface {
+	Backend
+	// Watch streams the changes from about the time it is called until
+	// ctx ends, calling emit with each, in the order they took effect for
+	// its key, and lost with n >= 1 (1 when the count is unknown) when it
+	// knows it could not deliver n of them (the history it would resume
+	// from was compacted, say). emit and lost never block for long.
+	// Watch returns ctx.Err() once ctx ends, promptly; any other error
+	// means it could not go on: the store then reports one lost event and
+	// calls Watch again after a backoff (from 50 ms, doubling to 2 s).
+	// An Event's Op and New may be left empty; Op then defaults to its
+	// kind's ("set", "del", "expired").
+	Watch(ctx context.Context, emit func(Event), lost func(n uint64)) error
+}
+
+// Backoffs between the calls of a WatchBackend's Watch that failed.
+const (
+	watchRetryMin = 50 * time.Millisecond
+	watchRetryMax = 2 * time.Second
+)
+
+// feed streams b's changes into the store's ring until ctx ends, then
+// closes fed. It runs on a goroutine of its own from New to close.
+func (s *store) feed(ctx context.Context, b WatchBackend, fed chan<- struct{}) {
+	defer close(fed)
+	emit := func(ev Event) {
+		op := ev.Op
+		if op == "" && int(ev.Kind) < len(defaultOp) {
+			op = defaultOp[ev.Kind]
+		}
+		s.events.emit(ev.Key, ev.Kind, string(ev.Value), op, ev.New)
+	}
+	backoff := watchRetryMin
+	for {
+		start := time.Now()
+		err := b.Watch(ctx, emit, s.events.lost)
+		if ctx.Err() != nil {
+			return
+		}
+		s.events.lost(1) // what changed between the two streams is unknown
+		if time.Since(start) > watchRetryMax {
+			backoff = watchRetryMin // it ran a while: a new failure
+		}
+		slog.Default().Warn("shardkv: the backend's watch stopped; retrying", "err", err, "in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, watchRetryMax)
+	}
 }

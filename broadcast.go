@@ -85,6 +85,10 @@ type ring struct {
 type ringNode struct {
 	pos uint64
 	ev  Event
+	// gap, when not 0, makes the node a report of events lost before it
+	// reached the ring (a cluster backend's watch that could not deliver
+	// them): a reader at it is told it missed gap events.
+	gap uint64
 }
 
 func newRing(capacity int, closed <-chan struct{}) *ring {
@@ -189,7 +193,24 @@ func (r *ring) read(c uint64) (ev Event, next uint64, missed uint64, ok bool) {
 		case n.pos > c:
 			continue // overwritten since we loaded head: lagged
 		}
+		if n.gap != 0 {
+			return Event{}, c + 1, n.gap, false
+		}
 		return n.ev, c + 1, 0, true
+	}
+}
+
+// lost tells every subscriber, in its turn, that n events (n >= 1) were
+// lost before they reached the ring: a reader at this position gets a
+// *LaggedError with Missed n, then goes on. Like emit, it never waits.
+func (r *ring) lost(n uint64) {
+	if !r.active() || n == 0 {
+		return
+	}
+	pos := r.head.Add(1) - 1
+	r.put(&ringNode{pos: pos, gap: n})
+	if r.waiters.Load() != 0 {
+		r.wake()
 	}
 }
 

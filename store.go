@@ -66,6 +66,11 @@ type store struct {
 	wake   chan struct{}
 	prep   chan struct{} // shards asking for spare memory (see spares); nil without a reaper
 	wg     sync.WaitGroup
+	// stopFeed ends the stream of a WatchBackend's changes (see feed),
+	// which closes fed once it has published its last event; both nil
+	// without one.
+	stopFeed context.CancelFunc
+	fed      chan struct{}
 }
 
 // New returns an empty store configured by opts, with its reaper (the
@@ -98,6 +103,12 @@ func New(opts ...Option) *Store {
 	if !o.noReaper {
 		s.wg.Add(1)
 		go s.reap()
+	}
+	if wb, ok := o.backend.(WatchBackend); ok {
+		var ctx context.Context
+		ctx, s.stopFeed = context.WithCancel(context.Background())
+		s.fed = make(chan struct{})
+		go s.feed(ctx, wb, s.fed)
 	}
 	h := &Store{s: s}
 	runtime.AddCleanup(h, (*store).close, s)
@@ -803,6 +814,12 @@ func (s *store) close() {
 		for i := range s.shards {
 			s.shards[i].mu.Lock()
 			s.shards[i].mu.Unlock() // empty: passing the lock is the fence
+		}
+		if s.fed != nil {
+			// The backend's stream publishes too: it must have stopped
+			// before done closes the ring (see Recv).
+			s.stopFeed()
+			<-s.fed
 		}
 		close(s.done)
 	}
