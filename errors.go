@@ -27,11 +27,19 @@ var (
 
 // StorageError is the reference's generic storage error: Increment on a
 // value that is not a decimal integer, GetString on bytes that are not
-// UTF-8, or an error a [Backend] chooses to report this way.
-type StorageError struct{ Msg string }
+// UTF-8, or an error a [Backend] chooses to report this way. A backend
+// sets Err to the failure it reports (an etcd or gRPC error, say), so
+// that [errors.Is] and [errors.As] see through to it.
+type StorageError struct {
+	Msg string
+	Err error // the cause, or nil
+}
 
 // Error returns "storage error: " followed by Msg.
 func (e *StorageError) Error() string { return "storage error: " + e.Msg }
+
+// Unwrap returns Err.
+func (e *StorageError) Unwrap() error { return e.Err }
 
 // LaggedError is returned by [Subscription.Recv] when the subscriber fell
 // more than the watch capacity behind. Missed counts the events it will
