@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,10 @@ func cmdSelect(c *client, args [][]byte) {
 		c.writeError(errNotInt)
 		return
 	}
+	if n < math.MinInt32 || n > math.MaxInt32 { // Redis' getIntFromObjectOrReply
+		c.writeError("ERR value is out of range, value must between -2147483648 and 2147483647")
+		return
+	}
 	if n != 0 {
 		c.writeError(errDBIndex)
 		return
@@ -73,7 +78,7 @@ const wrongPass = "WRONGPASS invalid username-password pair or user is disabled.
 // the password. It answers the error itself and reports success.
 func (c *client) authenticate(user, pass []byte) bool {
 	sec := c.s.password.Load()
-	if user != nil && !equalFold(user, "default") {
+	if user != nil && string(user) != "default" { // ACL user names are case-sensitive
 		c.writeError(wrongPass)
 		return false
 	}
@@ -326,11 +331,23 @@ func cmdCommand(c *client, args [][]byte) {
 	}
 	switch strings.ToLower(string(args[1])) {
 	case "count":
+		if len(args) != 2 {
+			c.errArity("command|count")
+			return
+		}
 		c.writeInt(int64(len(commands)))
 	case "docs":
 		// No docs: redis-cli then has no hints, and works.
 		c.writeArray(0)
 	case "info":
+		if len(args) == 2 { // no names: every command, as Redis 7
+			list := sortedCommands()
+			c.writeArray(len(list))
+			for _, cmd := range list {
+				c.writeCommandInfo(cmd)
+			}
+			return
+		}
 		c.writeArray(len(args) - 2)
 		for _, n := range args[2:] {
 			if cmd := commands[strings.ToLower(string(n))]; cmd != nil {
@@ -590,6 +607,17 @@ func cmdConfig(c *client, args [][]byte) {
 		seen := map[string]bool{}
 		for _, p := range args[2:] {
 			pat := string(p)
+			if !strings.ContainsAny(pat, "[*?") {
+				// A plain name is looked up, and answered as it was
+				// written ("MAXCLIENTS"), as Redis does.
+				for _, cp := range configParams {
+					if !seen[cp.name] && strings.EqualFold(pat, cp.name) {
+						seen[cp.name] = true
+						out = append(out, pat, cp.get(c.s))
+					}
+				}
+				continue
+			}
 			for _, cp := range configParams {
 				if !seen[cp.name] && globMatch(pat, cp.name, true) {
 					seen[cp.name] = true
@@ -599,39 +627,47 @@ func cmdConfig(c *client, args [][]byte) {
 		}
 		c.writeBulkStrings(out...)
 	case "set":
-		if len(args) < 4 || len(args)%2 != 0 {
+		if len(args) < 4 {
 			c.errArity("config|set")
 			return
 		}
-		var applies []func()
-		seen := map[string]bool{}
+		if len(args)%2 != 0 { // a parameter without its value
+			c.errSyntax()
+			return
+		}
+		// As Redis' configSetCommand: the names first (the first unknown,
+		// immutable or repeated one is the error), then the values;
+		// nothing is applied unless all are valid. Errors name the
+		// parameter as it was written.
+		fail := func(name []byte, msg string) {
+			c.writeError("ERR CONFIG SET failed (possibly related to argument '" + string(name) + "') - " + msg)
+		}
+		params := make([]*configParam, 0, (len(args)-2)/2)
 		for i := 2; i < len(args); i += 2 {
-			name := strings.ToLower(string(args[i]))
 			var cp *configParam
 			for j := range configParams {
-				if configParams[j].name == name {
+				if strings.EqualFold(configParams[j].name, string(args[i])) {
 					cp = &configParams[j]
 				}
 			}
-			if cp == nil {
+			switch {
+			case cp == nil:
 				c.writeError("ERR Unknown option or number of arguments for CONFIG SET - '" + string(args[i]) + "'")
 				return
-			}
-			fail := func(msg string) {
-				c.writeError("ERR CONFIG SET failed (possibly related to argument '" + name + "') - " + msg)
-			}
-			if seen[name] {
-				fail("duplicate parameter")
+			case cp.set == nil:
+				fail(args[i], "can't set immutable config")
+				return
+			case slices.Contains(params, cp):
+				fail(args[i], "duplicate parameter")
 				return
 			}
-			seen[name] = true
-			if cp.set == nil {
-				fail("can't set immutable config")
-				return
-			}
-			apply, msg := cp.set(c.s, string(args[i+1]))
+			params = append(params, cp)
+		}
+		applies := make([]func(), 0, len(params))
+		for i, cp := range params {
+			apply, msg := cp.set(c.s, string(args[3+2*i]))
 			if msg != "" {
-				fail(msg)
+				fail(args[2+2*i], msg)
 				return
 			}
 			applies = append(applies, apply)

@@ -137,8 +137,18 @@ func (c *client) serve() {
 		if c.quit {
 			return
 		}
+		if idle, peak := c.g.readerIdle(); idle && peak > renewReaderAt {
+			// redcon's Reader keeps the capacity its buffer grew to for
+			// a large request: a client that once sent one would hold
+			// that much (twice the request) while it idles.
+			c.rd = redcon.NewReader(&c.g)
+		}
 	}
 }
+
+// renewReaderAt is the request size past which a client's parser is
+// replaced once it is empty, to let its grown buffer go.
+const renewReaderAt = 1 << 20
 
 // setDeadline applies the idle timeout to the next read; subscribers have
 // none.
@@ -276,7 +286,10 @@ func (c *client) dispatch(cmd *command, args [][]byte, mark int) {
 		c.errArity(cmd.name)
 		return
 	}
-	if !c.authed && cmd.flags&flagNoAuth == 0 {
+	// As Redis' authRequired: only while a password is set, so that a
+	// client that connected while there was one is not locked out once
+	// CONFIG SET requirepass "" removes it.
+	if !c.authed && cmd.flags&flagNoAuth == 0 && c.s.password.Load() != nil {
 		c.writeError("NOAUTH Authentication required.")
 		return
 	}

@@ -159,7 +159,9 @@
 // AUTH (or HELLO ... AUTH) when a password is set: "NOAUTH Authentication
 // required." before, "WRONGPASS invalid username-password pair or user is
 // disabled." for a wrong one; the password is compared in constant time.
-// CONFIG SET requirepass applies to clients that connect afterwards.
+// CONFIG SET requirepass applies to clients that connect afterwards;
+// once it is removed (set to ""), clients that had not authenticated run
+// commands too, as in Redis (HELLO still asks them for AUTH).
 // Connection errors are logged at debug, limit breaches at warn.
 //
 // Shutdown stops accepting, lets every client finish the requests it has

@@ -5,6 +5,9 @@ package server
 // '[^abc]' its complement, '[a-z]' a range (either order), '\x' the byte
 // x, inside sets too; an unterminated '[' set ends at the pattern's end.
 // nocase folds ASCII case. Matching works on bytes, not runes, as Redis.
+// Range ends compare as unsigned bytes, as Redis built where C's char is
+// unsigned (arm64); Redis on x86-64 compares signed chars, so there a
+// range with one end below 0x80 and one above matches other bytes.
 // Like Redis, "*" does not match the empty string here: KEYS and SCAN
 // special-case the pattern "*".
 func globMatch(pattern, s string, nocase bool) bool {

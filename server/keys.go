@@ -113,26 +113,10 @@ func (c *client) expire(args [][]byte, unit int64, abs bool, name string) {
 	if !ok {
 		return
 	}
-	if unit == 1000 {
-		if when > math.MaxInt64/1000 || when < math.MinInt64/1000 {
-			c.errExpireTime(name)
-			return
-		}
-		when *= 1000
-	}
-	now := time.Now().UnixMilli()
-	var base int64
-	if !abs {
-		base = now
-	}
-	if when > math.MaxInt64-base {
+	when, ttl, ok := expireDeadline(when, unit, abs, time.Now())
+	if !ok {
 		c.errExpireTime(name)
 		return
-	}
-	when += base // the deadline, in unix milliseconds
-	ttl := msDuration(when - now)
-	if when-now <= 0 {
-		ttl = 0
 	}
 	key := string(args[1])
 	if flags == 0 {
@@ -173,6 +157,30 @@ func (c *client) expire(args [][]byte, unit int64, abs bool, name string) {
 		return
 	}
 	c.writeBool(changed)
+}
+
+// expireDeadline turns EXPIRE's argument v (in unit milliseconds; a unix
+// time if abs) into the deadline in unix milliseconds and the time to
+// live from now (0 when the deadline is not in the future), with Redis'
+// overflow checks (ok false: "invalid expire time"). An absolute time is
+// measured from now at the clock's full precision, so that the deadline
+// is the very millisecond given (PEXPIRETIME reads it back), and
+// saturates, so that one far in the past cannot wrap into the future.
+func expireDeadline(v, unit int64, abs bool, now time.Time) (when int64, ttl time.Duration, ok bool) {
+	if unit == 1000 {
+		if v > math.MaxInt64/1000 || v < math.MinInt64/1000 {
+			return 0, 0, false
+		}
+		v *= 1000
+	}
+	if abs {
+		return v, max(untilMillis(v, now), 0), true
+	}
+	nowMs := now.UnixMilli()
+	if v > math.MaxInt64-nowMs {
+		return 0, 0, false
+	}
+	return v + nowMs, max(msDuration(v), 0), true
 }
 
 func cmdPersist(c *client, args [][]byte) {
@@ -246,8 +254,8 @@ func (c *client) releaseKeys(keys []string) {
 // SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: one Store.Scan
 // step. The cursor is the store's, in decimal.
 func cmdScan(c *client, args [][]byte) {
-	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseCursor(args[1])
+	if !ok {
 		c.writeError("ERR invalid cursor")
 		return
 	}
@@ -302,6 +310,35 @@ func cmdScan(c *client, args [][]byte) {
 		c.writeBulkString(k)
 	}
 	c.releaseKeys(keys)
+}
+
+// parseCursor parses a SCAN cursor as Redis' parseScanCursorOrReply
+// (strtoul in base 10): an optional sign ("-1" is 2^64-1), digits, no
+// leading space, nothing after them, within 64 bits; "" is 0.
+func parseCursor(b []byte) (uint64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		neg = b[0] == '-'
+		b = b[1:]
+		if len(b) == 0 {
+			return 0, false // no digits: strtoul stops at the sign
+		}
+	}
+	var v uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		d := uint64(ch - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false // ERANGE
+		}
+		v = v*10 + d
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // RANDOMKEY scans from a random cursor, wrapping around once, and picks

@@ -38,6 +38,19 @@ type guard struct {
 	bulks int64 // bulks of the current request still to come
 	size  int64 // bytes of the current request so far
 	err   error // a refusal found in bytes already passed on
+
+	// Reads are cut at request boundaries: the bytes of a read past its
+	// last complete request are held back (already scanned) and passed on
+	// by the next Read. redcon's Reader then finds its buffer empty after
+	// each batch and rewinds it; given a partial request after the
+	// complete ones it doubles its buffer instead, and keeps doing so for
+	// as long as reads end mid-request, so that a client streaming large
+	// pipelined requests grew it without bound, whatever the limits.
+	held    []byte // scanned bytes not yet passed on (a partial request)
+	holdBuf []byte // held's backing array
+	cut     int    // scan: index just past the chunk's last boundary, or 0
+	aligned bool   // the bytes passed on so far end at a request boundary
+	peak    int64  // the longest request seen since resetPeak
 }
 
 type guardState uint8
@@ -56,20 +69,50 @@ const (
 // refused request are passed on, so that the complete requests before it
 // are served; the refusal is returned by the next Read.
 func (g *guard) Read(p []byte) (int, error) {
+	if len(g.held) > 0 {
+		n := copy(p, g.held)
+		g.held = g.held[n:]
+		g.aligned = false // held bytes are a partial request
+		if len(g.held) == 0 && cap(g.holdBuf) > 1<<20 {
+			g.holdBuf = nil
+		}
+		return n, nil
+	}
 	if g.err != nil {
 		return 0, g.err
 	}
 	n, err := g.r.Read(p)
 	if n > 0 {
-		if k, perr := g.scan(p[:n]); perr != nil {
+		k, perr := g.scan(p[:n])
+		if perr != nil {
 			g.err = perr
+			g.aligned = false
 			if k == 0 {
 				return 0, perr
 			}
 			return k, nil
 		}
+		if err == nil && g.cut > 0 && g.cut < n && g.st != sOff {
+			g.holdBuf = append(g.holdBuf[:0], p[g.cut:n]...)
+			g.held = g.holdBuf
+			n = g.cut
+		}
+		g.aligned = g.cut == n
 	}
 	return n, err
+}
+
+// readerIdle reports whether every byte passed on so far ends a complete
+// request, so that the parser holds nothing once it has returned its
+// commands, and the longest request it has buffered since the last call
+// that returned true; that call resets the count.
+func (g *guard) readerIdle() (bool, int64) {
+	if !g.aligned {
+		return false, g.peak
+	}
+	peak := g.peak
+	g.peak = 0
+	return true, peak
 }
 
 // scan advances the framing over b. On a refusal it returns how many
@@ -78,6 +121,9 @@ func (g *guard) Read(p []byte) (int, error) {
 // it, while the requests before it are complete).
 func (g *guard) scan(b []byte) (int, error) {
 	limit := g.limit()
+	reqMax := requestMax(limit)
+	g.cut = 0
+	defer func() { g.peak = max(g.peak, g.size) }()
 	for i := 0; i < len(b); {
 		switch g.st {
 		case sOff:
@@ -91,6 +137,9 @@ func (g *guard) scan(b []byte) (int, error) {
 			}
 			g.size++
 			i++
+			if g.st == sStart { // a bare LF: redcon skips it
+				g.boundary(i)
+			}
 		case sInline:
 			// Find the end of the line in this chunk.
 			j := i
@@ -104,6 +153,7 @@ func (g *guard) scan(b []byte) (int, error) {
 			if j < len(b) {
 				g.st = sStart
 				j++
+				g.boundary(j)
 			}
 			i = j
 		case sArray, sBulkLen:
@@ -154,7 +204,7 @@ func (g *guard) scan(b []byte) (int, error) {
 			if k > g.left {
 				k = g.left
 			}
-			if g.size+k > 2*limit+64 {
+			if g.size+k > reqMax {
 				return i, &protoError{"request too large"}
 			}
 			g.size += k
@@ -164,14 +214,31 @@ func (g *guard) scan(b []byte) (int, error) {
 				g.bulks--
 				if g.bulks == 0 {
 					g.st = sStart
+					g.boundary(i)
 				} else {
 					g.st = sDollar
 				}
 			}
 		}
-		if g.size > 2*limit+64 && g.st != sInline {
+		if g.size > reqMax && g.st != sInline {
 			return i, &protoError{"request too large"}
 		}
 	}
 	return len(b), nil
+}
+
+// boundary records that a request ends at index i of the chunk scanned.
+func (g *guard) boundary(i int) {
+	g.cut = i
+	g.peak = max(g.peak, g.size)
+}
+
+// requestMax is the longest request allowed with a bulk limit of limit:
+// twice it and a margin for the framing, saturating (proto-max-bulk-len
+// may be set up to 2^63-1).
+func requestMax(limit int64) int64 {
+	if limit > (math.MaxInt64-64)/2 {
+		return math.MaxInt64
+	}
+	return 2*limit + 64
 }

@@ -83,32 +83,50 @@ func msDuration(ms int64) time.Duration {
 // now (<= 0 for an absolute time already past), with Redis'
 // getExpireMillisecondsOrReply checks; name is the command for the error.
 func (c *client) expireTTL(flags int, arg []byte, name string) (time.Duration, bool) {
-	v, ok := c.intArg(arg)
-	if !ok {
+	ttl, msg := parseExpire(flags, arg, name, time.Now())
+	if msg != "" {
+		c.writeError(msg)
 		return 0, false
+	}
+	return ttl, true
+}
+
+// parseExpire is expireTTL without the reply: the time to live, or the
+// error to answer. An absolute time is measured from now at the clock's
+// full precision (not from now in whole milliseconds), so that the key's
+// deadline is the millisecond given and PEXPIRETIME reads it back.
+func parseExpire(flags int, arg []byte, name string, now time.Time) (time.Duration, string) {
+	v, ok := parseInt(arg)
+	if !ok {
+		return 0, errNotInt
 	}
 	seconds := flags&(optEX|optEXAT) != 0
 	if v <= 0 || (seconds && v > math.MaxInt64/1000) {
-		c.errExpireTime(name)
-		return 0, false
+		return 0, expireTimeMsg(name)
 	}
 	if seconds {
 		v *= 1000
 	}
-	now := time.Now().UnixMilli()
 	if flags&(optEX|optPX) != 0 {
-		if v > math.MaxInt64-now {
-			c.errExpireTime(name)
-			return 0, false
+		if v > math.MaxInt64-now.UnixMilli() {
+			return 0, expireTimeMsg(name)
 		}
-		return msDuration(v), true
+		return msDuration(v), ""
 	}
-	return msDuration(v - now), true
+	return untilMillis(v, now), ""
 }
 
-func (c *client) errExpireTime(name string) {
-	c.writeError("ERR invalid expire time in '" + name + "' command")
+// untilMillis is the time from now to the unix time ms (in milliseconds),
+// saturating; it is <= 0 when ms is not after now.
+func untilMillis(ms int64, now time.Time) time.Duration {
+	return time.UnixMilli(ms).Sub(now)
 }
+
+func expireTimeMsg(name string) string {
+	return "ERR invalid expire time in '" + name + "' command"
+}
+
+func (c *client) errExpireTime(name string) { c.writeError(expireTimeMsg(name)) }
 
 func cmdGet(c *client, args [][]byte) {
 	found, err := c.s.store.View(string(args[1]), c.bulkFn)
@@ -276,11 +294,14 @@ func cmdGetEx(c *client, args [][]byte) {
 		cmdGet(c, args)
 		return
 	}
-	var ttl time.Duration
+	// As in Redis, a missing key is answered nil before the expire time
+	// is checked: a bad time is an error only for a key that exists.
+	var (
+		ttl    time.Duration
+		badExp string
+	)
 	if flags&optExpire != 0 {
-		if ttl, ok = c.expireTTL(flags, exp, "getex"); !ok {
-			return
-		}
+		ttl, badExp = parseExpire(flags, exp, "getex", time.Now())
 	}
 	var (
 		old   []byte
@@ -288,7 +309,7 @@ func cmdGetEx(c *client, args [][]byte) {
 	)
 	err := c.s.store.Update(string(args[1]), func(e shardkv.Entry) shardkv.Change {
 		found = e.Found
-		if !e.Found {
+		if !e.Found || badExp != "" {
 			return shardkv.Change{Action: shardkv.Keep}
 		}
 		old = append(old[:0], e.Value...)
@@ -304,6 +325,10 @@ func cmdGetEx(c *client, args [][]byte) {
 			return shardkv.Change{Action: shardkv.Put, Value: e.Value, TTL: ttl, Op: "expire"}
 		}
 	})
+	if err == nil && found && badExp != "" {
+		c.writeError(badExp)
+		return
+	}
 	c.replyOld(err, old, found)
 }
 
@@ -399,12 +424,18 @@ func cmdStrlen(c *client, args [][]byte) {
 }
 
 // scratchValue returns c's value buffer, emptied; Update copies a Put's
-// value, so one buffer serves every command of the client.
-func (c *client) scratchValue() []byte {
-	if cap(c.num) > 1<<20 {
-		c.num = nil
+// value, so one buffer serves every command of the client. Give it back
+// with keepScratch.
+func (c *client) scratchValue() []byte { return c.num[:0] }
+
+// keepScratch makes buf c's scratch buffer again, unless it grew past
+// 1 MiB: a client that built a large value (APPEND, SETRANGE) does not
+// hold a copy of it while it idles.
+func (c *client) keepScratch(buf []byte) {
+	if cap(buf) > 1<<20 {
+		buf = nil
 	}
-	return c.num[:0]
+	c.num = buf[:0]
 }
 
 func cmdAppend(c *client, args [][]byte) {
@@ -422,7 +453,7 @@ func cmdAppend(c *client, args [][]byte) {
 		buf = append(append(buf[:0], e.Value...), suffix...)
 		return shardkv.Change{Action: shardkv.Put, Value: buf, KeepTTL: true, Op: "append"}
 	})
-	c.num = buf[:0]
+	c.keepScratch(buf)
 	switch {
 	case err != nil:
 		c.storeError(err)
@@ -485,7 +516,7 @@ func cmdSetRange(c *client, args [][]byte) {
 	}
 	val := args[3]
 	limit := int64(c.s.store.MaxValueSize())
-	if len(val) > 0 && off+int64(len(val)) > limit {
+	if len(val) > 0 && off > limit-int64(len(val)) { // off+len(val) > limit, without overflow
 		c.writeError(tooLargeMsg(int(limit)))
 		return
 	}
@@ -506,7 +537,7 @@ func cmdSetRange(c *client, args [][]byte) {
 		n = len(buf)
 		return shardkv.Change{Action: shardkv.Put, Value: buf, KeepTTL: true, Op: "setrange"}
 	})
-	c.num = buf[:0]
+	c.keepScratch(buf)
 	if err != nil {
 		c.storeError(err)
 		return
@@ -563,7 +594,7 @@ func (c *client) incrBy(key []byte, delta int64) {
 		buf = strconv.AppendInt(buf[:0], result, 10)
 		return shardkv.Change{Action: shardkv.Put, Value: buf, KeepTTL: true, Op: "incrby"}
 	})
-	c.num = buf[:0]
+	c.keepScratch(buf)
 	switch {
 	case err != nil:
 		c.storeError(err)
@@ -588,7 +619,7 @@ const (
 // parseLongDouble parses as Redis' string2ld (strtold): decimal or hex
 // floats, "inf"/"infinity" (reported as inf), no spaces, no NaN.
 func parseLongDouble(b []byte) (f *big.Float, inf, ok bool) {
-	if len(b) == 0 || len(b) > ldMaxText {
+	if len(b) == 0 || len(b) >= ldMaxText { // string2ld: slen >= sizeof(buf)
 		return nil, false, false
 	}
 	switch b[0] {
@@ -614,8 +645,19 @@ func parseLongDouble(b []byte) (f *big.Float, inf, ok bool) {
 	if _, _, err := f.Parse(s, 0); err != nil || f.IsInf() {
 		return nil, false, false
 	}
+	// strtold's ERANGE cases, which string2ld refuses: a value beyond the
+	// long double range (HUGE_VAL), or one so small it rounds to zero.
+	if f.Sign() != 0 {
+		if exp := f.MantExp(nil); exp > ldMaxExp || new(big.Float).Abs(f).Cmp(ldUnderflow) <= 0 {
+			return nil, false, false
+		}
+	}
 	return f, false, true
 }
+
+// ldUnderflow is half the smallest (subnormal) long double, 2^-16446: a
+// value no larger than it rounds to zero.
+var ldUnderflow = new(big.Float).SetMantExp(big.NewFloat(0.5), -16445)
 
 // formatLongDouble prints as Redis' ld2string in LD_STR_HUMAN mode.
 func formatLongDouble(f *big.Float) string {
