@@ -152,11 +152,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	for _, ln := range lns {
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
-	for _, ln := range lns {
-		log.Info("Ready to accept connections tcp", "addr", ln.Addr().String())
-	}
+	// The metrics line comes first: "Ready to accept connections" is the
+	// last line of start-up, which scripts and tests wait for.
 	if metricsLn != nil {
 		log.Info("Serving Prometheus metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
+	for _, ln := range lns {
+		log.Info("Ready to accept connections tcp", "addr", ln.Addr().String())
 	}
 
 	var failure error
