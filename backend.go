@@ -183,7 +183,7 @@ func (s *store) feed(ctx context.Context, b WatchBackend, fed chan<- struct{}) {
 		if op == "" && int(ev.Kind) < len(defaultOp) {
 			op = defaultOp[ev.Kind]
 		}
-		s.events.emit(ev.Key, ev.Kind, string(ev.Value), op, ev.New)
+		s.events.emit(ev.Key, ev.Kind, asString(ev.Value), op, ev.New) // emit copies
 	}
 	backoff := watchRetryMin
 	for {

@@ -114,9 +114,6 @@ func (r *ring) active() bool { return r.subs.Load() != 0 }
 // publish appends an event: key, kind, and for EventSet value, with the
 // kind's default Op and New false. See emit.
 func (r *ring) publish(key string, kind EventKind, value string) {
-	if !r.active() {
-		return
-	}
 	r.emit(key, kind, value, defaultOp[kind], false)
 }
 
@@ -133,7 +130,6 @@ func (r *ring) emit(key string, kind EventKind, value, op string, isNew bool) {
 	if !r.active() {
 		return
 	}
-	pos := r.head.Add(1) - 1
 	ev := Event{Kind: kind, Op: op, New: isNew}
 	if kind == EventSet {
 		b := make([]byte, len(key)+len(value))
@@ -144,7 +140,14 @@ func (r *ring) emit(key string, kind EventKind, value, op string, isNew bool) {
 	} else {
 		ev.Key = strings.Clone(key)
 	}
-	r.put(&ringNode{pos: pos, ev: ev})
+	r.append(&ringNode{ev: ev})
+}
+
+// append claims the next position for node, stores it there and wakes
+// the readers waiting for one.
+func (r *ring) append(node *ringNode) {
+	node.pos = r.head.Add(1) - 1
+	r.put(node)
 	if r.waiters.Load() != 0 {
 		r.wake()
 	}
@@ -207,11 +210,7 @@ func (r *ring) lost(n uint64) {
 	if !r.active() || n == 0 {
 		return
 	}
-	pos := r.head.Add(1) - 1
-	r.put(&ringNode{pos: pos, gap: n})
-	if r.waiters.Load() != 0 {
-		r.wake()
-	}
+	r.append(&ringNode{gap: n})
 }
 
 // Subscription is one subscriber's view of the store's events, from the

@@ -84,13 +84,17 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 		sh.mu.Unlock()
 		return ErrClosed
 	}
-	now := s.now()
+	// The clock is read only for a deadline: by find for an entry that
+	// has one, here for the TTL fn sees and for a Put with a TTL.
+	now := int64(-1)
 	sl, old, held := s.find(sh, key, h, now)
 	var in Entry
 	if sl != nil {
 		in = Entry{Value: bytesOf(old.value), TTL: NoTTL, Found: true}
 		if old.when >= 0 {
-			in.TTL = time.Duration(old.when - now) // > 0: find reclaimed it otherwise
+			now = s.now()
+			// At least 1 ns: find judged the entry live an instant before.
+			in.TTL = max(time.Duration(old.when-now), 1)
 		}
 	}
 	// The lock is released by a deferred call from here on, so that a
@@ -100,8 +104,7 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 	passed := held && sl == nil // find reclaimed an expired entry and passed its quota slot on
 	switch c.Action {
 	case Put:
-		unchanged := sl != nil && len(c.Value) == len(old.value) && unsafe.SliceData(c.Value) == unsafe.StringData(old.value)
-		if limit := s.maxValueSize.Load(); !unchanged && int64(len(c.Value)) > limit {
+		if limit := s.maxValueSize.Load(); int64(len(c.Value)) > limit && !sameBytes(sl, c.Value, old.value) {
 			if passed {
 				s.count.Add(-1)
 			}
@@ -117,6 +120,9 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 				when = old.when // the slot's timer, if any, stays as it is
 			}
 		case c.TTL > 0:
+			if now < 0 {
+				now = s.now()
+			}
 			when = deadline(now, c.TTL)
 		}
 		isNew := sl == nil
@@ -150,6 +156,12 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 		}
 	}
 	return nil
+}
+
+// sameBytes reports whether v is the lent value of the entry in sl: the
+// very bytes, returned unchanged.
+func sameBytes(sl *slot, v []byte, lent string) bool {
+	return sl != nil && len(v) == len(lent) && unsafe.SliceData(v) == unsafe.StringData(lent)
 }
 
 // opOr is op, or def if op is empty.
@@ -316,7 +328,6 @@ func (st *store) scan(cursor uint64, count int, dst []string) ([]string, uint64,
 	if c >= end {
 		c = 0
 	}
-	runtime.KeepAlive(st)
 	return dst, c, nil
 }
 
