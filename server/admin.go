@@ -469,7 +469,11 @@ func cmdInfo(c *client, args [][]byte) {
 		"keyspace_notifications_lost:"+strconv.FormatUint(s.notifyLost.Load(), 10),
 	)
 	var ks []string
-	if n := s.store.Len(); n > 0 {
+	n := s.store.Len()
+	if s.cluster {
+		n = s.clusterKeyCount()
+	}
+	if n > 0 {
 		ks = append(ks, "db0:keys="+strconv.Itoa(n)+",expires=0,avg_ttl=0")
 	}
 	section("Keyspace", ks...)

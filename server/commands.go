@@ -135,6 +135,7 @@ func init() {
 	for _, cmd := range list {
 		commands[cmd.name] = cmd
 	}
+	buildClusterTable()
 }
 
 // sortedCommands returns the table in name order (COMMAND's output).

@@ -251,7 +251,11 @@ func (c *client) exec(args [][]byte) {
 		return
 	}
 	c.lower = appendLower(c.lower[:0], args[0])
-	cmd := commands[string(c.lower)]
+	table := commands
+	if c.s.cluster {
+		table = clusterCommands
+	}
+	cmd := table[string(c.lower)]
 	if cmd == nil {
 		c.unknownCommand(args)
 		return

@@ -168,4 +168,42 @@
 // already read (their replies are written), then closes it, waiting at
 // most until its context ends; Close closes everything at once. Both wait
 // for the server's goroutines to end.
+//
+// # Cluster mode
+//
+// A store built with shardkv.WithBackend (for example an etcdkv.Backend,
+// so that every node of a deployment sees one keyspace) is served in
+// cluster mode: each key command becomes calls of the store's Context
+// methods, each bounded by Config.ClusterTimeout, and is as atomic as
+// those calls are. Keyspace notifications come from the store's watch,
+// which a shardkv.WatchBackend feeds with every node's writes: a server's
+// subscribers see the writes made through every server of the cluster.
+// Events carry the kinds' names (set, del, expired), since the backend's
+// stream does not say which command made a write: an INCR is a "set".
+//
+//   - GET, MGET, STRLEN, GETRANGE, GETEX (no options), EXISTS, TYPE: one
+//     Get or Exists per key.
+//   - SET, SET EX/PX/EXAT/PXAT, SETEX, PSETEX: one Set or SetWithTTL;
+//     MSET: one Set per key; DEL, UNLINK: one Delete per key.
+//   - SET NX, SETNX: one CompareAndSwap from absent.
+//   - SET XX, SET GET, GETSET: read, then CompareAndSwap from the value
+//     read, again while another writer gets in between (at most 100
+//     times, then an error): atomic. They drop the key's TTL, as in Redis.
+//   - INCR, DECR, INCRBY, DECRBY: one Increment, which keeps the key's
+//     TTL. At the int64 bounds it saturates, where Redis answers "ERR
+//     increment or decrement would overflow".
+//   - CAS: one CompareAndSwap.
+//   - KEYS, SCAN, DBSIZE, RANDOMKEY: one ListKeys (of the pattern's literal
+//     prefix), so each reads the whole matching key list. SCAN answers
+//     every matching key in one reply, with cursor 0.
+//   - FLUSHDB, FLUSHALL: ListKeys, then a Delete of each key: not atomic,
+//     a key written meanwhile may survive.
+//
+// The other key commands answer "ERR '<name>' is not supported in cluster
+// mode", because a Backend has no call that does them atomically: APPEND,
+// SETRANGE, INCRBYFLOAT, GETDEL, GETEX with options, MSETNX, SET with
+// KEEPTTL or with NX, XX or GET together with an expire time, RENAME,
+// RENAMENX, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST, TTL, PTTL,
+// EXPIRETIME and PEXPIRETIME. INFO's expired_keys counts only the serving
+// store's own reclaims (none, in cluster mode).
 package server

@@ -79,6 +79,12 @@ type Config struct {
 	// Version is the version INFO server and HELLO report; "" means
 	// DefaultVersion.
 	Version string
+	// ClusterTimeout bounds each backend call a command makes when the
+	// store is clustered (shardkv.WithBackend); 0 means
+	// DefaultClusterTimeout. A command whose call times out is answered
+	// with the store's error; a write that timed out may or may not have
+	// been applied (etcdkv.ErrAmbiguous says which errors mean that).
+	ClusterTimeout time.Duration
 }
 
 // Observer receives the server's events, for metrics. Its methods are
@@ -107,13 +113,17 @@ var ErrServerClosed = errors.New("server: closed")
 // Server serves one [shardkv.Store] over the Redis protocol. Create it with
 // [New]; its methods are safe for concurrent use. It never closes the store.
 type Server struct {
-	store   *shardkv.Store
-	log     *slog.Logger
-	obs     Observer
-	version string
-	backlog int
-	started time.Time
-	runID   string
+	store *shardkv.Store
+	// cluster is store.IsClustered(): commands go to the backend through
+	// the cluster command table (cluster.go).
+	cluster        bool
+	clusterTimeout time.Duration
+	log            *slog.Logger
+	obs            Observer
+	version        string
+	backlog        int
+	started        time.Time
+	runID          string
 
 	// Settings CONFIG SET may change while clients run: each is one
 	// atomic, read where it is applied.
@@ -180,16 +190,18 @@ func New(store *shardkv.Store, cfg Config) *Server {
 		panic("server: nil store")
 	}
 	s := &Server{
-		store:     store,
-		log:       cfg.Logger,
-		obs:       cfg.Observer,
-		version:   cfg.Version,
-		backlog:   cfg.PubSubBacklog,
-		started:   time.Now(),
-		runID:     newRunID(),
-		done:      make(chan struct{}),
-		listeners: make(map[*net.Listener]struct{}),
-		clients:   make(map[*client]struct{}),
+		store:          store,
+		cluster:        store.IsClustered(),
+		clusterTimeout: cmp0(cfg.ClusterTimeout, DefaultClusterTimeout),
+		log:            cfg.Logger,
+		obs:            cfg.Observer,
+		version:        cfg.Version,
+		backlog:        cfg.PubSubBacklog,
+		started:        time.Now(),
+		runID:          newRunID(),
+		done:           make(chan struct{}),
+		listeners:      make(map[*net.Listener]struct{}),
+		clients:        make(map[*client]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -218,7 +230,7 @@ func New(store *shardkv.Store, cfg Config) *Server {
 	return s
 }
 
-func cmp0[T int | int64](v, def T) T {
+func cmp0[T ~int | ~int64](v, def T) T {
 	if v <= 0 {
 		return def
 	}
