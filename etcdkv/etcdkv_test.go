@@ -35,7 +35,7 @@ func testCtx(t *testing.T) context.Context {
 // so they read it back).
 func TestBackend_Table(t *testing.T) {
 	c := startEtcd(t)
-	cli := c.client(t)
+	cli := c.Client(t)
 	opts := shardkvtest.Options{TTLUnit: time.Second}
 	t.Run("linearizable", func(t *testing.T) {
 		shardkvtest.RunBackend(t, func(t *testing.T) *shardkv.Store {
@@ -52,7 +52,7 @@ func TestBackend_Table(t *testing.T) {
 // Extra cases, on one member shared by the subtests.
 func TestBackend(t *testing.T) {
 	c := startEtcd(t)
-	cli := c.client(t)
+	cli := c.Client(t)
 
 	t.Run("Namespaces", func(t *testing.T) {
 		t.Parallel()
@@ -189,7 +189,7 @@ func TestBackend(t *testing.T) {
 		require.Empty(t, keys)
 
 		// A cluster that cannot be reached: the ctx's deadline ends the call.
-		dead := (&cluster{endpoint: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}).client(t)
+		dead := clientOf(t, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
 		short, cancel3 := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel3()
 		err = New(dead).Set(short, "k", nil)
@@ -200,7 +200,7 @@ func TestBackend(t *testing.T) {
 	t.Run("IncrementTwoClients", func(t *testing.T) {
 		t.Parallel()
 		ns := freshNS()
-		nodes := []*Backend{New(cli, WithNamespace(ns)), New(c.client(t), WithNamespace(ns))}
+		nodes := []*Backend{New(cli, WithNamespace(ns)), New(c.Client(t), WithNamespace(ns))}
 		const each = 30
 		var wg sync.WaitGroup
 		errs := make(chan error, 2*2*each)
@@ -231,7 +231,7 @@ func TestBackend(t *testing.T) {
 		ns := freshNS()
 		writer := shardkv.New(shardkv.WithBackend(New(cli, WithNamespace(ns))))
 		t.Cleanup(func() { _ = writer.Close() })
-		reader := shardkv.New(shardkv.WithBackend(New(c.client(t), WithNamespace(ns))))
+		reader := shardkv.New(shardkv.WithBackend(New(c.Client(t), WithNamespace(ns))))
 		t.Cleanup(func() { _ = reader.Close() })
 		sub := reader.Subscribe()
 		defer sub.Close()
@@ -448,7 +448,7 @@ func next(t *testing.T, evs <-chan shardkv.Event) shardkv.Event {
 // test has a member of its own.
 func TestWatchCompacted(t *testing.T) {
 	c := startEtcd(t)
-	cli := c.client(t)
+	cli := c.Client(t)
 	ctx := testCtx(t)
 	ns := freshNS()
 	b := New(cli, WithNamespace(ns))

@@ -35,6 +35,18 @@ type config struct {
 	logFormat            string
 	shutdownTimeout      time.Duration
 
+	// Cluster mode: the store keeps its data in etcd (cluster.go).
+	etcdEndpoints    []string
+	etcdNamespace    string
+	etcdDialTimeout  time.Duration
+	etcdTimeout      time.Duration
+	etcdSerializable bool
+	etcdUser         string
+	etcdPassword     string
+	etcdCACert       string
+	etcdCert         string
+	etcdKey          string
+
 	// set records each directive given, by the file or the command line,
 	// so that run can warn about the ones a shared store makes moot.
 	set map[string]bool
@@ -57,6 +69,9 @@ func defaultConfig() config {
 		logLevelName:    "notice",
 		logFormat:       "text",
 		shutdownTimeout: 10 * time.Second,
+		etcdNamespace:   "shardkv/",
+		etcdDialTimeout: 5 * time.Second,
+		etcdTimeout:     5 * time.Second,
 		set:             map[string]bool{},
 	}
 }
@@ -190,6 +205,42 @@ var directives = []directive{
 			c.shutdownTimeout = time.Duration(n) * time.Second
 			return nil
 		}},
+	{name: "etcd-endpoints", list: true, arg: "url ...", def: `""`, usage: `cluster mode: keep the data in this etcd cluster ("http://10.0.0.1:2379 http://10.0.0.2:2379", or comma-separated); every server given the same cluster and namespace serves one keyspace`,
+		apply: func(c *config, a []string) error {
+			var eps []string
+			for _, s := range a {
+				eps = append(eps, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })...)
+			}
+			c.etcdEndpoints = eps
+			return nil
+		}},
+	{name: "etcd-namespace", arg: "prefix", def: "shardkv/", usage: "cluster mode: the prefix of the store's keys in etcd, so that several stores share one cluster",
+		apply: func(c *config, a []string) error { c.etcdNamespace = a[0]; return nil }},
+	{name: "etcd-dial-timeout", arg: "seconds", def: "5", usage: "cluster mode: how long to wait for etcd at start-up",
+		apply: func(c *config, a []string) (err error) { c.etcdDialTimeout, err = parseSeconds(a[0], 1); return err }},
+	{name: "etcd-timeout", arg: "seconds", def: "5", usage: "cluster mode: the most one etcd request of a command may take; a write that times out may or may not have been applied",
+		apply: func(c *config, a []string) (err error) { c.etcdTimeout, err = parseSeconds(a[0], 1); return err }},
+	{name: "etcd-serializable-reads", flag: true, arg: "yes|no", def: "no", usage: "cluster mode: serve reads from the etcd member the client talks to (faster, may be stale) instead of linearizable reads",
+		apply: func(c *config, a []string) (err error) { c.etcdSerializable, err = parseYesNo(a[0]); return err }},
+	{name: "etcd-user", arg: "name", usage: "cluster mode: etcd user name (etcd auth); the password comes from --etcd-password or $SHARDKV_ETCD_PASSWORD",
+		apply: func(c *config, a []string) error { c.etcdUser = a[0]; return nil }},
+	{name: "etcd-password", arg: "password", usage: "cluster mode: etcd user's password",
+		apply: func(c *config, a []string) error { c.etcdPassword = a[0]; return nil }},
+	{name: "etcd-cacert", arg: "file", usage: "cluster mode: PEM CA certificate to verify etcd's TLS certificate with (https:// endpoints)",
+		apply: func(c *config, a []string) error { c.etcdCACert = a[0]; return nil }},
+	{name: "etcd-cert", arg: "file", usage: "cluster mode: PEM client certificate for etcd (with --etcd-key)",
+		apply: func(c *config, a []string) error { c.etcdCert = a[0]; return nil }},
+	{name: "etcd-key", arg: "file", usage: "cluster mode: PEM private key of --etcd-cert",
+		apply: func(c *config, a []string) error { c.etcdKey = a[0]; return nil }},
+}
+
+// parseSeconds parses a whole number of seconds, at least least.
+func parseSeconds(s string, least int64) (time.Duration, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < least || n > math.MaxInt64/int64(time.Second) {
+		return 0, fmt.Errorf("want a whole number of seconds, at least %d", least)
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // keyspaceEventFlags are the characters Redis accepts in

@@ -31,6 +31,28 @@
 // built from this package's files that calls shardkv.SetGlobal before run:
 // the store it published is the one served, so it can keep using it while
 // clients reach it over the network.
+//
+// # Cluster mode
+//
+// With --etcd-endpoints the store keeps its data in an etcd v3 cluster
+// (the etcdkv module), under --etcd-namespace (default "shardkv/"): every
+// shardkv-server given the same cluster and namespace serves one keyspace,
+// and each one's keyspace subscribers see the writes made through all of
+// them. The server package's documentation lists the commands cluster mode
+// answers and how each maps onto etcd; the others answer "ERR '<name>' is
+// not supported in cluster mode". Each etcd request of a command may take
+// --etcd-timeout seconds. The command checks at start-up that etcd answers
+// within --etcd-dial-timeout, and exits 1 if it does not.
+//
+// max-value-size defaults to 512kb in cluster mode, so that a
+// CompareAndSwap of two such values fits etcd's default
+// --max-request-bytes (1.5 MiB); a larger one needs etcd started with
+// --max-request-bytes of at least twice it plus 64 KiB (a warning gives the
+// figure). --max-keys and --strict-keys do not apply: keys are the
+// backend's. etcd authentication takes --etcd-user with --etcd-password (or
+// $SHARDKV_ETCD_PASSWORD); TLS takes https:// endpoints with --etcd-cacert,
+// and --etcd-cert/--etcd-key for a client certificate. The shardkv_keys
+// metric is not served in cluster mode.
 package main
 
 import (

@@ -73,12 +73,16 @@ func newMetrics(store *shardkv.Store, version string) *metrics {
 	for _, reason := range []string{"maxclients", "protected-mode"} {
 		m.rejected.WithLabelValues(reason)
 	}
-	m.reg.MustRegister(
-		m.commands, m.durations, m.errors, m.clients, m.rejected,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	if !store.IsClustered() {
+		// In cluster mode the keys are the backend's: counting them would
+		// read the whole key list from etcd at every scrape.
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shardkv_keys",
 			Help: "Entries the store holds, counted as its key quota counts them (expired ones not yet reclaimed included).",
-		}, func() float64 { return float64(store.Len()) }),
+		}, func() float64 { return float64(store.Len()) }))
+	}
+	m.reg.MustRegister(
+		m.commands, m.durations, m.errors, m.clients, m.rejected,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "shardkv_expired_keys_total",
 			Help: "Expired entries the store has reclaimed.",

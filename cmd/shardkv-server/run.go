@@ -61,7 +61,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	store, global := shardkv.Global()
 	owned := !global // a store the command made, and so closes
-	if global {
+	clustered := len(cfg.etcdEndpoints) > 0
+	if global && clustered {
+		return &errUsage{"--etcd-endpoints: the store published by shardkv.SetGlobal is served as it is; it cannot be put on etcd"}
+	}
+	if clustered {
+		var closeStore func()
+		if store, closeStore, err = openCluster(log, cfg); err != nil {
+			return err
+		}
+		defer closeStore()
+	} else if global {
 		var moot []string
 		for _, name := range []string{"max-keys", "max-value-size", "strict-keys"} {
 			if cfg.set[name] {
@@ -77,8 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		store = shardkv.New(storeOptions(cfg)...)
 		defer store.Close()
 	}
-	if cfg.maxValueSize > cfg.protoMaxBulkLen && owned {
-		log.Warn("max-value-size is over proto-max-bulk-len: no client can send a value that long", "max_value_size", formatMemory(cfg.maxValueSize), "proto_max_bulk_len", formatMemory(cfg.protoMaxBulkLen))
+	if int64(store.MaxValueSize()) > cfg.protoMaxBulkLen && owned {
+		log.Warn("max-value-size is over proto-max-bulk-len: no client can send a value that long", "max_value_size", formatMemory(int64(store.MaxValueSize())), "proto_max_bulk_len", formatMemory(cfg.protoMaxBulkLen))
 	}
 
 	lns, err := listen(log, cfg)
@@ -116,6 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		MaxRequestBytes:      cfg.protoMaxBulkLen,
 		IdleTimeout:          cfg.timeout,
 		NotifyKeyspaceEvents: cfg.notifyKeyspaceEvents,
+		ClusterTimeout:       cfg.etcdTimeout,
 		Logger:               log,
 		// Version stays server.DefaultVersion: it is the Redis version INFO
 		// and HELLO report, from which clients judge what the server speaks.
