@@ -81,7 +81,11 @@
 // does not. Nothing here retries a write whose outcome is unknown; the
 // etcd client itself retries only requests it never sent.
 //
-// Keys reach etcd unchecked, as the Backend contract says, except the
-// empty key and [ReservedKey]: writes of either fail with a
+// Keys are checked by the backend's rule, as the Backend contract leaves
+// validation to the backend: [shardkv.ValidateKey] by default, the local
+// store's default rule, or the one [WithKeyValidator] gives. A key it
+// refuses fails every call with an error wrapping [shardkv.ErrInvalidKey],
+// before anything is sent. The empty key and [ReservedKey] are the
+// backend's own, whatever the rule: writes of either fail with a
 // *[shardkv.StorageError], and reads of either find nothing.
 package etcdkv

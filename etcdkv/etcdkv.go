@@ -3,6 +3,7 @@ package etcdkv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -61,6 +62,8 @@ type Backend struct {
 	kv      clientv3.KV // client.KV, in the namespace if any
 	ns      string
 	readOps []clientv3.OpOption // for Get, Exists, ListKeys
+	// validate is the key rule (WithKeyValidator); nil: none.
+	validate func(string) error
 
 	testWatcher func() clientv3.Watcher // tests' stand-in for clientv3.NewWatcher
 }
@@ -79,6 +82,18 @@ func WithNamespace(prefix string) Option {
 	return func(b *Backend) { b.ns = prefix }
 }
 
+// WithKeyValidator sets the rule keys must pass, as shardkv.WithKeyValidator
+// does for a local store: a key it refuses is not sent to etcd, and the
+// call fails with an error that wraps [shardkv.ErrInvalidKey]. The default
+// is [shardkv.ValidateKey], the local store's default rule, so that a store
+// refuses the same keys in cluster mode as out of it. nil accepts every
+// key (binary-safe, as the Redis server wants: it passes
+// server.ValidateKey). The empty key and [ReservedKey] are refused
+// whatever the rule. fn must be safe for concurrent use.
+func WithKeyValidator(fn func(key string) error) Option {
+	return func(b *Backend) { b.validate = fn }
+}
+
 // WithSerializableReads makes Get, Exists and ListKeys serializable reads:
 // answered by whichever member the client talks to from its own copy,
 // without a round through the leader. They are faster and still work on a
@@ -93,7 +108,7 @@ func WithSerializableReads() Option {
 // talks to. The backend does not own client: close the client after every
 // store using the backend is closed.
 func New(client *clientv3.Client, opts ...Option) *Backend {
-	b := &Backend{client: client}
+	b := &Backend{client: client, validate: shardkv.ValidateKey}
 	for _, o := range opts {
 		o(b)
 	}
@@ -112,8 +127,24 @@ func (b *Backend) readOpts(extra ...clientv3.OpOption) []clientv3.OpOption {
 // hidden reports whether key is one the backend keeps from its callers.
 func hidden(key string) bool { return key == "" || key == ReservedKey }
 
-// writable refuses the keys a caller may not write.
-func writable(key string) error {
+// valid applies the key validator: its error wraps shardkv.ErrInvalidKey.
+func (b *Backend) valid(key string) error {
+	if b.validate == nil {
+		return nil
+	}
+	err := b.validate(key)
+	if err == nil || errors.Is(err, shardkv.ErrInvalidKey) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", shardkv.ErrInvalidKey, err)
+}
+
+// writable refuses the keys a caller may not write: those the validator
+// refuses, the empty key and ReservedKey.
+func (b *Backend) writable(key string) error {
+	if err := b.valid(key); err != nil {
+		return err
+	}
 	switch key {
 	case "":
 		return &shardkv.StorageError{Msg: "etcdkv: empty key"}
@@ -127,6 +158,9 @@ func writable(key string) error {
 // with [WithSerializableReads]). A key whose lease has run out but not yet
 // been revoked is still found.
 func (b *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := b.valid(key); err != nil {
+		return nil, false, err
+	}
 	if hidden(key) {
 		return nil, false, nil
 	}
@@ -147,7 +181,7 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 // Set stores value under key with one Put that carries no lease, so it
 // drops a TTL the key had, as the local Set does. It is atomic.
 func (b *Backend) Set(ctx context.Context, key string, value []byte) error {
-	if err := writable(key); err != nil {
+	if err := b.writable(key); err != nil {
 		return err
 	}
 	if _, err := b.kv.Put(ctx, key, string(value)); err != nil {
@@ -177,7 +211,7 @@ func leaseSeconds(ttl time.Duration) int64 {
 // writes [ReservedKey]'s expiry mark, so subscribers see an EventExpire if
 // the key existed.
 func (b *Backend) SetWithTTL(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := writable(key); err != nil {
+	if err := b.writable(key); err != nil {
 		return err
 	}
 	if ttl <= 0 {
@@ -207,7 +241,7 @@ func (b *Backend) SetWithTTL(ctx context.Context, key string, value []byte, ttl 
 // so that a watch reports an EventDelete and not an expiry (see the
 // package comment). It is atomic.
 func (b *Backend) Delete(ctx context.Context, key string) (bool, error) {
-	if err := writable(key); err != nil {
+	if err := b.writable(key); err != nil {
 		return false, err
 	}
 	resp, err := b.kv.Txn(ctx).
@@ -224,6 +258,9 @@ func (b *Backend) Delete(ctx context.Context, key string) (bool, error) {
 // Exists reports whether key is held, with one count-only range request
 // (linearizable, or serializable with [WithSerializableReads]).
 func (b *Backend) Exists(ctx context.Context, key string) (bool, error) {
+	if err := b.valid(key); err != nil {
+		return false, err
+	}
 	if hidden(key) {
 		return false, nil
 	}
@@ -286,7 +323,7 @@ func (b *Backend) ListKeys(ctx context.Context, prefix string) ([]string, error)
 // unknown (see [ErrAmbiguous]) is never retried: the error is returned, and
 // the increment may or may not have been applied.
 func (b *Backend) Increment(ctx context.Context, key string, delta int64) (int64, error) {
-	if err := writable(key); err != nil {
+	if err := b.writable(key); err != nil {
 		return 0, err
 	}
 	resp, err := b.kv.Get(ctx, key, b.readOps...)
@@ -376,7 +413,7 @@ func satAdd(a, b int64) int64 {
 // whose Value is equal. It is atomic. The request carries both values: see
 // the package comment and [RequestBytes] for etcd's size limits.
 func (b *Backend) CompareAndSwap(ctx context.Context, key string, expected, newValue []byte) (bool, error) {
-	if err := writable(key); err != nil {
+	if err := b.writable(key); err != nil {
 		return false, err
 	}
 	cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,6 +54,50 @@ func TestBackend_Table(t *testing.T) {
 func TestBackend(t *testing.T) {
 	c := startEtcd(t)
 	cli := c.Client(t)
+
+	t.Run("KeyValidator", func(t *testing.T) {
+		t.Parallel()
+		ctx := testCtx(t)
+		ns := freshNS()
+		strict := New(cli, WithNamespace(ns)) // shardkv.ValidateKey
+		for _, key := range []string{"a b", "\xff", "k\x00", strings.Repeat("k", shardkv.MaxKeyLen+1), ""} {
+			require.ErrorIs(t, strict.Set(ctx, key, []byte("v")), shardkv.ErrInvalidKey, "%q", key)
+			require.ErrorIs(t, strict.SetWithTTL(ctx, key, nil, time.Hour), shardkv.ErrInvalidKey, "%q", key)
+			_, err := strict.Delete(ctx, key)
+			require.ErrorIs(t, err, shardkv.ErrInvalidKey, "%q", key)
+			_, err = strict.Increment(ctx, key, 1)
+			require.ErrorIs(t, err, shardkv.ErrInvalidKey, "%q", key)
+			_, err = strict.CompareAndSwap(ctx, key, nil, nil)
+			require.ErrorIs(t, err, shardkv.ErrInvalidKey, "%q", key)
+			_, _, err = strict.Get(ctx, key)
+			require.ErrorIs(t, err, shardkv.ErrInvalidKey, "%q", key)
+			_, err = strict.Exists(ctx, key)
+			require.ErrorIs(t, err, shardkv.ErrInvalidKey, "%q", key)
+		}
+		keys, err := strict.ListKeys(ctx, "")
+		require.NoError(t, err)
+		require.Empty(t, keys, "a refused key reached etcd")
+
+		// A rule of one's own: its error is wrapped in ErrInvalidKey; nil
+		// takes binary keys.
+		errOdd := errors.New("odd length")
+		own := New(cli, WithNamespace(ns), WithKeyValidator(func(k string) error {
+			if len(k)%2 == 1 {
+				return errOdd
+			}
+			return nil
+		}))
+		err = own.Set(ctx, "abc", nil)
+		require.ErrorIs(t, err, shardkv.ErrInvalidKey)
+		require.ErrorIs(t, err, errOdd)
+		require.NoError(t, own.Set(ctx, "ab", nil))
+		binary := New(cli, WithNamespace(ns), WithKeyValidator(nil))
+		require.NoError(t, binary.Set(ctx, "a b\x00\xff", []byte("v")))
+		v, ok, err := binary.Get(ctx, "a b\x00\xff")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, "v", string(v))
+	})
 
 	t.Run("Namespaces", func(t *testing.T) {
 		t.Parallel()
@@ -163,20 +208,21 @@ func TestBackend(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok)
 
-		// The keys the backend keeps to itself.
+		// The keys the backend keeps to itself, whatever its key rule.
+		raw := New(cli, WithNamespace(freshNS()), WithKeyValidator(nil))
 		for _, key := range []string{"", ReservedKey} {
-			require.ErrorAs(t, b.Set(ctx, key, nil), &se, "%q", key)
-			require.ErrorAs(t, b.SetWithTTL(ctx, key, nil, time.Hour), &se, "%q", key)
-			_, err = b.Delete(ctx, key)
+			require.ErrorAs(t, raw.Set(ctx, key, nil), &se, "%q", key)
+			require.ErrorAs(t, raw.SetWithTTL(ctx, key, nil, time.Hour), &se, "%q", key)
+			_, err = raw.Delete(ctx, key)
 			require.ErrorAs(t, err, &se, "%q", key)
-			_, err = b.Increment(ctx, key, 1)
+			_, err = raw.Increment(ctx, key, 1)
 			require.ErrorAs(t, err, &se, "%q", key)
-			_, err = b.CompareAndSwap(ctx, key, nil, nil)
+			_, err = raw.CompareAndSwap(ctx, key, nil, nil)
 			require.ErrorAs(t, err, &se, "%q", key)
-			_, ok, err = b.Get(ctx, key)
+			_, ok, err = raw.Get(ctx, key)
 			require.NoError(t, err)
 			require.False(t, ok)
-			ok, err = b.Exists(ctx, key)
+			ok, err = raw.Exists(ctx, key)
 			require.NoError(t, err)
 			require.False(t, ok)
 		}

@@ -65,7 +65,12 @@ func openCluster(log *slog.Logger, cfg config) (*shardkv.Store, func(), error) {
 		return nil, nil, fmt.Errorf("etcd at %s did not answer within --etcd-dial-timeout (%s): %w",
 			strings.Join(cfg.etcdEndpoints, " "), cfg.etcdDialTimeout, err)
 	}
-	var bopts []etcdkv.Option
+	// Keys are binary-safe, as in local mode, unless --strict-keys.
+	validate := server.ValidateKey
+	if cfg.strictKeys {
+		validate = shardkv.ValidateKey
+	}
+	bopts := []etcdkv.Option{etcdkv.WithKeyValidator(validate)}
 	if cfg.etcdNamespace != "" {
 		bopts = append(bopts, etcdkv.WithNamespace(cfg.etcdNamespace))
 	}
@@ -78,13 +83,11 @@ func openCluster(log *slog.Logger, cfg config) (*shardkv.Store, func(), error) {
 	store := shardkv.New(opts...)
 
 	var moot []string
-	for _, name := range []string{"max-keys", "strict-keys"} {
-		if cfg.set[name] {
-			moot = append(moot, name)
-		}
+	if cfg.set["max-keys"] {
+		moot = append(moot, "max-keys")
 	}
 	if len(moot) > 0 {
-		log.Warn("cluster mode: keys and quota are the backend's, so these options do not apply", "ignored", moot)
+		log.Warn("cluster mode: the key quota is etcd's (its --quota-backend-bytes), so these options do not apply", "ignored", moot)
 	}
 	log.Info("cluster mode: the data lives in etcd",
 		"etcd_endpoints", strings.Join(cfg.etcdEndpoints, " "),

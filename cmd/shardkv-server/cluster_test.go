@@ -165,3 +165,19 @@ func TestEtcdTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestRunClusterKeys: in cluster mode keys are binary-safe by default and
+// checked by shardkv.ValidateKey with --strict-keys, as in local mode.
+func TestRunClusterKeys(t *testing.T) {
+	etcd := etcdtest.Start(t, etcdtest.Config{})
+	loose := start(t, 1, "--port", "0", "--etcd-endpoints", etcd.Endpoint, "--etcd-namespace", "loose/")
+	strict := start(t, 1, "--port", "0", "--etcd-endpoints", etcd.Endpoint, "--etcd-namespace", "strict/", "--strict-keys")
+	cl, cs := dial(t, loose.addrs[0]), dial(t, strict.addrs[0])
+	expect(t, cl, "OK", "set", "a b\x00", "v")
+	expect(t, cl, "v", "get", "a b\x00")
+	if got := cs.do(t, "set", "a b", "v"); !strings.HasPrefix(got, "(error) ERR invalid key format") {
+		t.Errorf("strict server's SET of %q = %q, want the invalid-key error", "a b", got)
+	}
+	expect(t, cs, "OK", "set", "a-b", "v")
+	expect(t, cs, "[a-b]", "keys", "*")
+}

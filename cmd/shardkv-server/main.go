@@ -48,8 +48,9 @@
 // CompareAndSwap of two such values fits etcd's default
 // --max-request-bytes (1.5 MiB); a larger one needs etcd started with
 // --max-request-bytes of at least twice it plus 64 KiB (a warning gives the
-// figure). --max-keys and --strict-keys do not apply: keys are the
-// backend's. etcd authentication takes --etcd-user with --etcd-password (or
+// figure). Keys are binary-safe, or checked by shardkv.ValidateKey with
+// --strict-keys, as in local mode; --max-keys does not apply (etcd's
+// --quota-backend-bytes bounds the data). etcd authentication takes --etcd-user with --etcd-password (or
 // $SHARDKV_ETCD_PASSWORD); TLS takes https:// endpoints with --etcd-cacert,
 // and --etcd-cert/--etcd-key for a client certificate. The shardkv_keys
 // metric is not served in cluster mode.
