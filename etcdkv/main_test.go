@@ -15,9 +15,17 @@ import (
 
 // TestMain fails the run if any goroutine outlives the tests: every
 // embedded server, client, store and watch must be shut down by the
-// cleanups. No goroutine of etcd's needs to be ignored.
+// cleanups. One goroutine of etcd's is ignored: the peer listener's
+// /version handler of a member the cluster tests hard-stop while its peers
+// still probe it. On the closed member, an earlier such request's bucket
+// lookup (baseReadTx.UnsafeRange, storage/backend/read_tx.go) dereferences
+// the closed transaction while holding txMu, with no deferred unlock;
+// net/http recovers the panic but not the lock, and the next request
+// blocks on it forever. That is etcd's, not ours to stop; it failed one CI
+// run.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/etcdserver/api/etcdhttp.newPeerHandler.versionHandler.func1"))
 }
 
 // testRequestBytes is the embedded server's --max-request-bytes: enough for
