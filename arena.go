@@ -172,8 +172,13 @@ func putRecord[V string | []byte](b []byte, key string, v V, when int64) {
 		flags = recHasDeadline
 	}
 	b[0] = flags
-	i := 1 + binary.PutUvarint(b[1:], uint64(len(key)))
-	i += binary.PutUvarint(b[i:], uint64(len(v)))
+	var i int
+	if len(key) < 0x80 && len(v) < 0x80 { // one byte each, as decode's fast path reads them
+		b[1], b[2], i = byte(len(key)), byte(len(v)), 3
+	} else {
+		i = 1 + binary.PutUvarint(b[1:], uint64(len(key)))
+		i += binary.PutUvarint(b[i:], uint64(len(v)))
+	}
 	if when >= 0 {
 		binary.LittleEndian.PutUint64(b[i:], uint64(when))
 		i += 8
@@ -182,40 +187,54 @@ func putRecord[V string | []byte](b []byte, key string, v V, when int64) {
 	copy(b[i:], v)
 }
 
-// readRecord decodes the record at off in b.
-func readRecord(b []byte, off int) entry {
-	p := b[off:]
-	flags := p[0]
-	var klen, vlen uint64
-	var i int
-	if k, v := p[1], p[2]; k < 0x80 && v < 0x80 { // short key and value: one byte each
-		klen, vlen, i = uint64(k), uint64(v), 3
+// decode sets e's key, value, deadline and size to those of the record at
+// off in b, leaving e.l and e.c as they are. It fills e in place: an entry
+// is eight words, and lookups decode one per probe that meets its tag.
+//
+// It reads the record through an unsafe pointer, without bounds checks:
+// off and the lengths come from a record this package wrote whole into b
+// before publishing its loc (see the package comment on arena), so every
+// byte read is inside b. A string of no bytes is left "", so that no
+// pointer past the record (perhaps past the chunk) is ever made.
+func (e *entry) decode(b []byte, off int) {
+	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), off)
+	at := func(i int) byte { return *(*byte)(unsafe.Add(p, i)) }
+	var klen, vlen, i int
+	if k, v := at(1), at(2); k < 0x80 && v < 0x80 { // short key and value: one byte each
+		klen, vlen, i = int(k), int(v), 3
 	} else {
-		var n int
-		klen, n = binary.Uvarint(p[1:])
+		q := b[off:]
+		kl, n := binary.Uvarint(q[1:])
 		i = 1 + n
-		vlen, n = binary.Uvarint(p[i:])
+		vl, n := binary.Uvarint(q[i:])
 		i += n
+		klen, vlen = int(kl), int(vl)
 	}
-	e := entry{when: noDeadline}
-	if flags&recHasDeadline != 0 {
-		e.when = int64(binary.LittleEndian.Uint64(p[i:]))
+	e.when = noDeadline
+	if at(0)&recHasDeadline != 0 {
+		e.when = int64(binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(p, i)), 8)))
 		i += 8
 	}
+	e.key, e.value = "", ""
 	if klen > 0 {
-		e.key = unsafe.String(&p[i], int(klen))
+		e.key = unsafe.String((*byte)(unsafe.Add(p, i)), klen)
 	}
-	i += int(klen)
+	i += klen
 	if vlen > 0 {
-		e.value = unsafe.String(&p[i], int(vlen))
+		e.value = unsafe.String((*byte)(unsafe.Add(p, i)), vlen)
 	}
-	e.size = i + int(vlen)
+	e.size = i + vlen
+}
+
+// readRecord decodes the record at off in b.
+func readRecord(b []byte, off int) (e entry) {
+	e.decode(b, off)
 	return e
 }
 
 // readAt (under the shard lock) decodes the record at l, whose chunk is c.
-func readAt(c *chunk, l loc) entry {
-	e := readRecord(c.b, l.off())
+func readAt(c *chunk, l loc) (e entry) {
+	e.decode(c.b, l.off())
 	e.l, e.c = l, c
 	return e
 }
@@ -224,19 +243,21 @@ func readAt(c *chunk, l loc) entry {
 // order, and how many of their bytes are still current. Everything in it is
 // under the shard lock; readers see only the chunkRefs it publishes.
 type arena struct {
+	// The fields every write touches come first (see shardFields).
+	byNo []*chunk // the chunks by number (nil: free), as last published
+	head *chunk   // where small records are appended; nil before the first
+	used int      // bytes appended to the chunks held and sealed tails: live and garbage
+	live int      // bytes of the records slots point to
+	debt int      // bytes of cleaning owed by writes (see shard.compact)
+
 	out      *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
-	byNo     []*chunk                  // the chunks by number (nil: free), as last published
 	sp       *spares                   // the shard's spare memory, or nil
-	head     *chunk                    // where small records are appended; nil before the first
 	chunks   []*chunk                  // every chunk held, in no order
 	free     []uint32                  // chunk numbers not in use
 	gens     []uint32                  // each number's latest generation
-	used     int                       // bytes appended to the chunks held and sealed tails: live and garbage
 	held     int                       // the chunks' capacity
-	live     int                       // bytes of the records slots point to
 	cleaning *chunk                    // the chunk compaction is reading, or nil
 	clean    int                       // compaction's cursor in cleaning
-	debt     int                       // bytes of cleaning owed by writes (see shard.compact)
 }
 
 // chunkSize is the size of a new shared chunk: a sixteenth of what the
@@ -304,7 +325,7 @@ func (a *arena) added(c *chunk, n int) {
 // gone (under the shard lock) counts the record e as garbage: overwritten,
 // removed or moved. A sealed chunk left with nothing live is dropped then
 // and there, with no copying: under churn most chunks end that way.
-func (a *arena) gone(e entry) {
+func (a *arena) gone(e *entry) {
 	c := e.c
 	c.live -= e.size
 	a.live -= e.size

@@ -181,7 +181,7 @@ func TestCloseFencesWritesUnderWay(t *testing.T) {
 			require.ErrorIs(t, werr, ErrClosed)
 			r, ok := s.s.peek("held")
 			require.True(t, ok, "the key is gone")
-			require.Equal(t, "7", r.value, "the write landed after Close")
+			require.Equal(t, "7", r, "the write landed after Close")
 			require.Equal(t, 1, s.Len())
 		})
 	}

@@ -19,6 +19,9 @@ type shardFields struct {
 	// mu serializes the shard's writers (and iterators, which want a
 	// consistent shard). Point reads never take it.
 	mu sync.Mutex
+	// a comes right after mu: the arena's fields every write touches are
+	// its first, so that with mu they fill one cache line.
+	a arena
 	// due mirrors w.due(): the tick at which the shard's earliest wheel slot
 	// comes due, or noTick. It is written under mu and read without it by
 	// the reaper and by quota reclaim, which only use it to skip shards with
@@ -29,7 +32,6 @@ type shardFields struct {
 	// read without it.
 	expired atomic.Uint64
 	w       wheel
-	a       arena
 	sp      spares
 	// hash is the store's key hash: compaction uses it to find the slot of
 	// a record it reads from a chunk.
@@ -57,69 +59,80 @@ func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{},
 	sh.due.Store(noTick)
 }
 
-// get returns key's entry, expired or not, and whether it is held. It takes
-// no lock and writes nothing: see table and arena for why what it reads is
-// consistent. A lookup that finds its record's chunk dropped by compaction
-// starts again; the slot names the record's copy by then. The entry it
-// returns has no chunk (e.c): that is for writers.
-func (sh *shard) get(key string, h uint64) (entry, bool) {
+// get returns key's value and deadline (noDeadline: none), expired or
+// not, and whether it is held. It takes no lock and writes nothing: see
+// table and arena for why what it reads is consistent. A lookup that finds
+// its record's chunk dropped by compaction starts again; the slot names
+// the record's copy by then. It returns only what readers use, in
+// registers, not a whole entry.
+func (sh *shard) get(key string, h uint64) (value string, when int64, ok bool) {
 	tag := tagOf(h)
 	for {
 		first, mask := sh.tab.Load().slots(tag)
-		if _, e, ok, dropped := probe(first, mask, key, tag, nil, &sh.chunks); !dropped {
-			return e, ok
+		if value, when, ok, dropped := probe(first, mask, key, tag, &sh.chunks); !dropped {
+			return value, when, ok
 		}
 	}
 }
 
-// find (under mu) returns key's slot and entry, or a nil slot. Under the
+// find (under mu) returns key's slot, with its entry in *e, or nil. Under the
 // lock no chunk is dropped, so the probe never starts again.
-func (sh *shard) find(key string, h uint64) (*slot, entry) {
+//
+// It is probe's writer side, written out: the directory entry gives the
+// table's slots and mask (the table's header, on another cache line, is
+// not read), and a record is decoded only for a slot whose tag matches.
+func (sh *shard) find(key string, h uint64, e *entry) *slot {
 	tag := tagOf(h)
-	t := sh.tab.Load().table(tag)
-	s, e, _, _ := probe(t.first(), t.mask, key, tag, &sh.a, nil)
-	return s, e
+	first, mask := sh.tab.Load().slots(tag)
+	for i := tag & mask; ; i = (i + 1) & mask {
+		s := slotAt(first, i)
+		l := loc(s.loc.Load())
+		if l == locEmpty {
+			return nil
+		}
+		if l == locTomb || s.tag() != tag {
+			continue
+		}
+		c := sh.a.chunk(l)
+		if e.decode(c.b, l.off()); e.key == key {
+			e.l, e.c = l, c
+			return s
+		}
+	}
 }
 
-// probe looks key (tag) up in the table of first and mask, and returns its
-// slot and entry. A writer passes its arena, which resolves locs and is
-// current under the lock. A reader passes src, the published chunk
+// probe looks key (tag) up for a reader in the table of first and mask,
+// and returns its value and deadline. It resolves locs through src, the published chunk
 // directory, which it loads after the first loc it resolves (so the
 // directory holds that loc's chunk unless it was dropped), and again if a
-// later loc's chunk is not in it (the chunk may be newer than the directory
-// it loaded). dropped reports that a chunk was not there even then:
-// compaction dropped it after moving its records, and the lookup must start
-// again from the index.
-func probe(first *slot, mask uint32, key string, tag uint32, a *arena, src *atomic.Pointer[chunkRef]) (s *slot, e entry, found, dropped bool) {
+// later loc's chunk is not in it (the chunk may be newer than the
+// directory it loaded). dropped reports that a chunk was not there even
+// then: compaction dropped it after moving its records, and the lookup
+// must start again from the index. (Writers look keys up with shard.find.)
+func probe(first *slot, mask uint32, key string, tag uint32, src *atomic.Pointer[chunkRef]) (value string, when int64, found, dropped bool) {
 	var dir *chunkRef
 	for i := tag & mask; ; i = (i + 1) & mask {
 		s := slotAt(first, i)
 		l := loc(s.loc.Load())
 		if l == locEmpty {
-			return nil, entry{}, false, false
+			return "", 0, false, false
 		}
 		if l == locTomb || s.tag() != tag {
 			continue
 		}
-		var e entry
-		if a != nil {
-			e = readAt(a.chunk(l), l)
-		} else {
-			if dir == nil {
-				dir = src.Load()
-			}
-			b := chunkAt(dir, l)
-			if b == nil {
-				dir = src.Load()
-				if b = chunkAt(dir, l); b == nil {
-					return nil, entry{}, false, true
-				}
-			}
-			e = readRecord(b, l.off())
-			e.l = l
+		if dir == nil {
+			dir = src.Load()
 		}
-		if e.key == key {
-			return s, e, true, false
+		b := chunkAt(dir, l)
+		if b == nil {
+			dir = src.Load()
+			if b = chunkAt(dir, l); b == nil {
+				return "", 0, false, true
+			}
+		}
+		var e entry
+		if e.decode(b, l.off()); e.key == key {
+			return e.value, e.when, true, false
 		}
 	}
 }
@@ -143,7 +156,7 @@ func appendRecord[V string | []byte](sh *shard, key string, v V, when int64) loc
 // storeRecord (under mu) writes key's new record and points the key's slot
 // at it: s, the key's slot, with old its entry; or, when s is nil, a new
 // slot. It returns the slot. The slot's timer is untouched.
-func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h uint64, v V, when int64) *slot {
+func storeRecord[V string | []byte](sh *shard, s *slot, old *entry, key string, h uint64, v V, when int64) *slot {
 	l := appendRecord(sh, key, v, when)
 	if s != nil {
 		s.loc.Store(uint64(l)) // publishes the record
@@ -162,7 +175,7 @@ func storeRecord[V string | []byte](sh *shard, s *slot, old entry, key string, h
 
 // remove (under mu) removes the key of slot s, whose entry is e, and frees
 // its timer if it has one that is still scheduled or fired.
-func (sh *shard) remove(s *slot, e entry) {
+func (sh *shard) remove(s *slot, e *entry) {
 	if r := s.timer(); r != 0 {
 		sh.w.release(r)
 	}
@@ -360,7 +373,7 @@ func (sh *shard) current(key string, l loc) *slot {
 // expire (under mu) removes the expired entry e in sl, whose timer is
 // already cancelled or fired, and publishes its EventExpire. The caller
 // decides what becomes of the entry's quota slot.
-func (s *store) expire(sh *shard, sl *slot, e entry) {
+func (s *store) expire(sh *shard, sl *slot, e *entry) {
 	sh.remove(sl, e)
 	sh.expired.Add(1)
 	s.events.publish(e.key, EventExpire, "")
@@ -380,7 +393,8 @@ func (s *store) reclaimDue(sh *shard, now int64) {
 		// overwrite with one moves it to the new entry's deadline;
 		// Increment keeps the deadline.
 		sl := sh.slotOfTimer(r)
-		s.expire(sh, sl, sh.entryOf(sl))
+		e := sh.entryOf(sl)
+		s.expire(sh, sl, &e)
 		s.count.Add(-1)
 	}
 	for {

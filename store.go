@@ -195,33 +195,34 @@ func (s *store) reserve() bool {
 // report ErrQuotaExceeded.
 var errFull = errors.New("quota full")
 
-// retryFull runs op, and if op found the quota full, reclaims every expired
-// entry that is due and runs op once more. The retry is unconditional: the
-// reaper may have reclaimed an entry between op's refusal and our look at
-// the shards, and the store must not refuse a key while it holds fewer than
-// MaxKeys.
+// retryFull is what an operation does when its first attempt found the
+// quota full: it reclaims every expired entry that is due and runs op once
+// more, and reports ErrQuotaExceeded if that finds it full too. The retry
+// is unconditional: the reaper may have reclaimed an entry between the
+// refusal and our look at the shards, and the store must not refuse a key
+// while it holds fewer than MaxKeys. Callers make their first attempt
+// directly and build op only on this slow path, so that the common one
+// makes no closure and no indirect call.
 func retryFull[T any](s *store, op func() (T, error)) (T, error) {
+	if s.onQuotaRetry != nil {
+		s.onQuotaRetry()
+	}
+	s.reclaimExpired()
 	v, err := op()
 	if err == errFull {
-		if s.onQuotaRetry != nil {
-			s.onQuotaRetry()
-		}
-		s.reclaimExpired()
-		if v, err = op(); err == errFull {
-			err = ErrQuotaExceeded
-		}
+		err = ErrQuotaExceeded
 	}
 	return v, err
 }
 
 // find looks key (hash h) up in sh, whose lock the caller holds, and
-// returns its slot and live entry. An expired entry it meets is reclaimed on
+// returns its slot, with its live entry in *e. An expired entry it meets is reclaimed on
 // the spot (EventExpire) and its quota slot passed to the caller. held
 // reports that the caller holds a quota slot for key (found, or passed on):
 // a caller that leaves key absent must release a passed-on slot. now < 0
 // means the clock is not read yet.
-func (s *store) find(sh *shard, key string, h uint64, now int64) (sl *slot, e entry, held bool) {
-	sl, e = sh.find(key, h)
+func (s *store) find(sh *shard, key string, h uint64, now int64, e *entry) (sl *slot, held bool) {
+	sl = sh.find(key, h, e)
 	if sl != nil && e.when >= 0 {
 		if now < 0 {
 			now = s.now()
@@ -229,10 +230,11 @@ func (s *store) find(sh *shard, key string, h uint64, now int64) (sl *slot, e en
 		if now >= e.when {
 			sh.unschedule(sl)
 			s.expire(sh, sl, e) // its quota slot passes to the caller
-			return nil, entry{}, true
+			*e = entry{}
+			return nil, true
 		}
 	}
-	return sl, e, sl != nil
+	return sl, sl != nil
 }
 
 // lookup returns the value of a live key, sharing the memory of its chunk
@@ -244,21 +246,21 @@ func (s *store) lookup(key string) (string, bool, error) {
 	if s.closed.Load() {
 		return "", false, ErrClosed
 	}
-	e, ok := s.peek(key)
+	v, ok := s.peek(key)
 	if !ok {
 		return "", false, s.checkKey(key)
 	}
-	return e.value, true, nil
+	return v, true, nil
 }
 
-// peek returns key's live entry. It takes no lock (see shard.get).
-func (s *store) peek(key string) (entry, bool) {
+// peek returns the value of a live key. It takes no lock (see shard.get).
+func (s *store) peek(key string) (string, bool) {
 	sh, h := s.locate(key)
-	e, ok := sh.get(key, h)
-	if !ok || (e.when >= 0 && s.now() >= e.when) {
-		return entry{}, false
+	v, when, ok := sh.get(key, h)
+	if !ok || (when >= 0 && s.now() >= when) {
+		return "", false
 	}
-	return e, true
+	return v, true
 }
 
 // asString views v as a string without copying, for a callee that only
@@ -361,14 +363,14 @@ func (st *store) ttl(key string) (time.Duration, bool, error) {
 		return 0, false, ErrClosed
 	}
 	sh, h := st.locate(key)
-	e, ok := sh.get(key, h)
+	_, when, ok := sh.get(key, h)
 	switch {
 	case !ok:
 		return 0, false, st.checkKey(key)
-	case e.when < 0:
+	case when < 0:
 		return NoTTL, true, nil
 	}
-	if left := e.when - st.now(); left > 0 {
+	if left := when - st.now(); left > 0 {
 		return time.Duration(left), true, nil
 	}
 	return 0, false, nil
@@ -406,9 +408,12 @@ func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTT
 	if err := s.checkWrite(key, len(v)); err != nil {
 		return err
 	}
-	_, err := retryFull(s, func() (struct{}, error) {
-		return struct{}{}, putOnce(s, key, v, ttl, withTTL)
-	})
+	err := putOnce(s, key, v, ttl, withTTL)
+	if err == errFull {
+		_, err = retryFull(s, func() (struct{}, error) {
+			return struct{}{}, putOnce(s, key, v, ttl, withTTL)
+		})
+	}
 	return err
 }
 
@@ -426,13 +431,14 @@ func putOnce[V string | []byte](s *store, key string, v V, ttl time.Duration, wi
 		now = s.now()
 		when = deadline(now, ttl)
 	}
-	sl, old, held := s.find(sh, key, h, now)
+	var old entry
+	sl, held := s.find(sh, key, h, now, &old)
 	if !held && !s.reserve() {
 		sh.mu.Unlock()
 		return errFull
 	}
 	isNew := sl == nil
-	sl = storeRecord(sh, sl, old, key, h, v, when)
+	sl = storeRecord(sh, sl, &old, key, h, v, when)
 	due := noTick
 	if when >= 0 {
 		due = sh.schedule(sl, h, when)
@@ -467,7 +473,8 @@ func (st *store) delete(key string) (bool, error) {
 	if st.closed.Load() { // see close
 		return false, ErrClosed
 	}
-	sl, e, held := st.find(sh, key, h, -1)
+	var e entry
+	sl, held := st.find(sh, key, h, -1, &e)
 	if sl == nil {
 		if held {
 			st.count.Add(-1) // the slot of the expired entry find reclaimed
@@ -475,7 +482,7 @@ func (st *store) delete(key string) (bool, error) {
 		return false, nil
 	}
 	sh.unschedule(sl)
-	sh.remove(sl, e)
+	sh.remove(sl, &e)
 	st.count.Add(-1)
 	st.events.publish(e.key, EventDelete, "")
 	sh.compact()
@@ -500,7 +507,11 @@ func (st *store) increment(key string, delta int64) (int64, error) {
 	if err := st.checkKey(key); err != nil {
 		return 0, err
 	}
-	return retryFull(st, func() (int64, error) { return st.incrementOnce(key, delta) })
+	n, err := st.incrementOnce(key, delta)
+	if err == errFull {
+		n, err = retryFull(st, func() (int64, error) { return st.incrementOnce(key, delta) })
+	}
+	return n, err
 }
 
 func (s *store) incrementOnce(key string, delta int64) (int64, error) {
@@ -510,7 +521,8 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 	if s.closed.Load() { // see close
 		return 0, ErrClosed
 	}
-	sl, old, held := s.find(sh, key, h, -1)
+	var old entry
+	sl, held := s.find(sh, key, h, -1, &old)
 	n, when := delta, noDeadline
 	if sl != nil {
 		cur, err := parseInt(old.value)
@@ -524,7 +536,7 @@ func (s *store) incrementOnce(key string, delta int64) (int64, error) {
 	var buf [20]byte
 	v := strconv.AppendInt(buf[:0], n, 10)
 	// The slot's timer, if any, stays as it is.
-	storeRecord(sh, sl, old, key, h, v, when)
+	storeRecord(sh, sl, &old, key, h, v, when)
 	s.events.emit(key, EventSet, asString(v), "incrby", sl == nil)
 	sh.compact()
 	return n, nil
@@ -557,7 +569,11 @@ func (st *store) compareAndSwap(key string, expected, newValue []byte) (bool, er
 	if err := st.checkWrite(key, len(newValue)); err != nil {
 		return false, err
 	}
-	return retryFull(st, func() (bool, error) { return st.casOnce(key, expected, newValue) })
+	ok, err := st.casOnce(key, expected, newValue)
+	if err == errFull {
+		ok, err = retryFull(st, func() (bool, error) { return st.casOnce(key, expected, newValue) })
+	}
+	return ok, err
 }
 
 func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
@@ -567,7 +583,8 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 	if s.closed.Load() { // see close
 		return false, ErrClosed
 	}
-	sl, old, held := s.find(sh, key, h, -1)
+	var old entry
+	sl, held := s.find(sh, key, h, -1, &old)
 	match := sl == nil
 	if expected != nil {
 		match = sl != nil && old.value == string(expected)
@@ -582,7 +599,7 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 		return false, errFull
 	}
 	isNew := sl == nil
-	sl = storeRecord(sh, sl, old, key, h, newValue, noDeadline)
+	sl = storeRecord(sh, sl, &old, key, h, newValue, noDeadline)
 	sh.unschedule(sl)
 	s.events.emit(key, EventSet, asString(newValue), "set", isNew)
 	sh.compact()

@@ -73,7 +73,10 @@ func (st *store) update(key string, fn func(Entry) Change) error {
 	if err := st.checkKey(key); err != nil {
 		return err
 	}
-	_, err := retryFull(st, func() (struct{}, error) { return struct{}{}, st.updateOnce(key, fn) })
+	err := st.updateOnce(key, fn)
+	if err == errFull {
+		_, err = retryFull(st, func() (struct{}, error) { return struct{}{}, st.updateOnce(key, fn) })
+	}
 	return err
 }
 
@@ -87,7 +90,8 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 	// The clock is read only for a deadline: by find for an entry that
 	// has one, here for the TTL fn sees and for a Put with a TTL.
 	now := int64(-1)
-	sl, old, held := s.find(sh, key, h, now)
+	var old entry
+	sl, held := s.find(sh, key, h, now, &old)
 	var in Entry
 	if sl != nil {
 		in = Entry{Value: bytesOf(old.value), TTL: NoTTL, Found: true}
@@ -126,7 +130,7 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 			when = deadline(now, c.TTL)
 		}
 		isNew := sl == nil
-		sl = storeRecord(sh, sl, old, key, h, c.Value, when)
+		sl = storeRecord(sh, sl, &old, key, h, c.Value, when)
 		due := noTick
 		switch {
 		case c.KeepTTL:
@@ -146,7 +150,7 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 			return nil
 		}
 		sh.unschedule(sl)
-		sh.remove(sl, old)
+		sh.remove(sl, &old)
 		s.count.Add(-1)
 		s.events.emit(old.key, EventDelete, "", opOr(c.Op, "del"), false)
 		sh.compact()
@@ -247,7 +251,8 @@ func (st *store) rename(src, dst string, noReplace bool) (bool, error) {
 		return false, ErrClosed
 	}
 	now := st.now()
-	sl, e, held := st.find(a, src, ha, now)
+	var e, de entry
+	sl, held := st.find(a, src, ha, now, &e)
 	if sl == nil {
 		if held {
 			st.count.Add(-1) // the slot of the expired entry find reclaimed
@@ -257,7 +262,7 @@ func (st *store) rename(src, dst string, noReplace bool) (bool, error) {
 	if src == dst {
 		return !noReplace, nil
 	}
-	dl, de, dheld := st.find(b, dst, hb, now)
+	dl, dheld := st.find(b, dst, hb, now, &de)
 	if dl != nil && noReplace {
 		return false, nil
 	}
@@ -265,13 +270,13 @@ func (st *store) rename(src, dst string, noReplace bool) (bool, error) {
 	// slot. Its record's bytes stay readable (a dropped chunk is never
 	// reused), so they are copied after.
 	a.unschedule(sl)
-	a.remove(sl, e)
+	a.remove(sl, &e)
 	st.events.emit(e.key, EventDelete, "", "rename_from", false)
 	// src's quota slot passes to dst; one dst already held is released.
 	if dheld {
 		st.count.Add(-1)
 	}
-	nl := storeRecord(b, dl, de, dst, hb, e.value, e.when)
+	nl := storeRecord(b, dl, &de, dst, hb, e.value, e.when)
 	due := noTick
 	if e.when >= 0 {
 		due = b.schedule(nl, hb, e.when)

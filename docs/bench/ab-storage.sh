@@ -7,15 +7,16 @@
 # docs/bench/raw/ab-storage.benchstat.txt. Run it on a quiet machine:
 # about a minute a round on 2 cores.
 #
-#   bash docs/bench/ab-storage.sh [commit]
+#   bash docs/bench/ab-storage.sh [commit]     # OLD=commit sets the baseline (default 35c8fb9)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-old=35c8fb9
+old=${OLD:-35c8fb9}
 new=$(git rev-parse --short "${1:-HEAD}")
 rounds=${ROUNDS:-6}
 bench='Get1M|Read|Workloads|IncrementHot|CASCounter|Watch|ListKeys'
-raw=docs/bench/raw
+raw=${RAW:-docs/bench/raw} # RAW=dir writes elsewhere
+mkdir -p "$raw"
 benchstat=${BENCHSTAT:-$(command -v benchstat || echo "$HOME/go/bin/benchstat")}
 
 work=$(mktemp -d)
