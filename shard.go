@@ -215,9 +215,9 @@ func (sh *shard) unschedule(s *slot) {
 // hash r was scheduled for.
 func (sh *shard) slotOfTimer(r tref) *slot {
 	tag := tagOf(sh.w.at(r).hash)
-	t := sh.tab.Load().table(tag)
-	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := &t.slots()[i]
+	first, mask := sh.tab.Load().slots(tag)
+	for i := tag & mask; ; i = (i + 1) & mask {
+		s := slotAt(first, i)
 		switch loc(s.loc.Load()) {
 		case locEmpty:
 			panic("shardkv: a scheduled timer's key is not in its table")
@@ -355,12 +355,13 @@ func (sh *shard) compact() {
 	}
 }
 
-// current (under mu) returns the slot of key if its record is at l.
+// current (under mu) returns the slot of key if its record is at l. Like
+// find, it takes the slots and mask from the directory entry.
 func (sh *shard) current(key string, l loc) *slot {
 	tag := tagOf(sh.hash(key))
-	t := sh.tab.Load().table(tag)
-	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := &t.slots()[i]
+	first, mask := sh.tab.Load().slots(tag)
+	for i := tag & mask; ; i = (i + 1) & mask {
+		s := slotAt(first, i)
 		switch loc(s.loc.Load()) {
 		case locEmpty:
 			return nil

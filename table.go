@@ -121,8 +121,9 @@ func (t *table) full() bool { return (int(t.used)+1)*4 > len(t.slots())*3 }
 // slot. The key must be absent. It reuses the first tomb of the probe (not
 // the header's), or takes an empty slot; the table must not be full.
 func (t *table) insert(tag uint32, l loc, r tref) *slot {
+	first := t.first()
 	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := &t.slots()[i]
+		s := slotAt(first, i)
 		switch loc(s.loc.Load()) {
 		case locEmpty:
 			t.used++
