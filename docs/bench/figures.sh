@@ -5,6 +5,7 @@
 #
 #   bash docs/bench/figures.sh          # the benchmarks, then the tables
 #   bash docs/bench/figures.sh tables   # only the tables, from docs/bench/raw/*.txt
+#   bash docs/bench/figures.sh peers    # the peers at 1M keys and Get1M again, then the tables
 #
 # Each benchmark command's output goes to docs/bench/raw/NAME.txt after a
 # header of '#' lines (which benchstat ignores): date, uname -a, nproc,
@@ -250,8 +251,17 @@ splice() {
   cat "$tmp/splice" >"$dst"
 }
 
+# peers: only the runs the targets come from (the peers at 1M keys and
+# BenchmarkGet1M), then every table; the others keep their last runs.
+peers_only() {
+  run peers bench go test -run '^$' -timeout 60m -cpu 2 -count "$count" \
+    -bench 'KV/keys=1M/store=(shardkv|shardkv-view|shardkv-append|otter|ristretto|go-cache|ttlcache|xsync)/workload=(read100|read90|write100|ttl-churn)$'
+  run get1m . go test -run '^$' -timeout 60m -cpu 2 -count "$count" -bench '^BenchmarkGet1M$'
+}
+
 case "${1:-all}" in
 all) benchmarks; tables ;;
 tables) tables ;;
-*) echo "usage: bash docs/bench/figures.sh [tables]" >&2; exit 2 ;;
+peers) peers_only; tables ;;
+*) echo "usage: bash docs/bench/figures.sh [tables|peers]" >&2; exit 2 ;;
 esac
