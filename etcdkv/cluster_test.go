@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -18,9 +17,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	"github.com/shardkv/shardkv"
+	"github.com/shardkv/shardkv/etcdkv/etcdtest"
 )
 
 // member is one member of an embedded etcd cluster.
@@ -76,22 +75,10 @@ func tryStartCluster(t testing.TB, n int) (*etcdCluster, error) {
 	cfgs := make([]*embed.Config, n)
 	peers := make([]string, n)
 	for i := range cfgs {
-		cu := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-		pu := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-		cfg := embed.NewConfig()
-		cfg.Name = fmt.Sprintf("m%d", i)
-		cfg.Dir = t.TempDir()
-		cfg.TickMs = 10
-		cfg.ElectionMs = 100
-		cfg.LogLevel = "error"
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		cfg.UnsafeNoFsync = true
-		cfg.MaxRequestBytes = uint(testRequestBytes)
+		cfg := etcdtest.MemberConfig(t, fmt.Sprintf("m%d", i), etcdtest.Config{MaxRequestBytes: testRequestBytes})
 		cfg.InitialClusterToken = token
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 		cfgs[i] = cfg
-		peers[i] = cfg.Name + "=" + pu.String()
+		peers[i] = cfg.Name + "=" + cfg.AdvertisePeerUrls[0].String()
 	}
 	c := &etcdCluster{members: make([]*member, n), endpoints: make([]string, n)}
 	errs := make([]error, n)
@@ -222,18 +209,7 @@ func (c *etcdCluster) kill(i int) {
 // client returns a new client of every member, closed when t ends.
 func (c *etcdCluster) client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:          c.endpoints,
-		DialTimeout:        2 * time.Second,
-		AutoSyncInterval:   0,
-		MaxCallSendMsgSize: testRequestBytes + 512<<10,
-		Logger:             zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
+	return etcdtest.NewClient(t, testRequestBytes, c.endpoints...)
 }
 
 // waitFor polls cond every 5 ms until it holds, failing t after timeout.

@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shardkv/shardkv"
+	"github.com/shardkv/shardkv/etcdkv/etcdtest"
 	"github.com/shardkv/shardkv/shardkvtest"
 )
 
@@ -235,7 +236,7 @@ func TestBackend(t *testing.T) {
 		require.Empty(t, keys)
 
 		// A cluster that cannot be reached: the ctx's deadline ends the call.
-		dead := clientOf(t, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+		dead := etcdtest.NewClient(t, testRequestBytes, fmt.Sprintf("http://127.0.0.1:%d", etcdtest.FreePort(t)))
 		short, cancel3 := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel3()
 		err = New(dead).Set(short, "k", nil)

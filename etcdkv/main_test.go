@@ -1,13 +1,9 @@
 package etcdkv
 
 import (
-	"net"
 	"testing"
-	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
-	"go.uber.org/zap"
 
 	"github.com/shardkv/shardkv"
 	"github.com/shardkv/shardkv/etcdkv/etcdtest"
@@ -39,31 +35,4 @@ var testRequestBytes = RequestBytes(shardkv.DefaultMaxValueSize)
 func startEtcd(t testing.TB) *etcdtest.Server {
 	t.Helper()
 	return etcdtest.Start(t, etcdtest.Config{MaxRequestBytes: testRequestBytes})
-}
-
-// clientOf returns a new client of the endpoint, closed when t ends, whose
-// send limit fits a CompareAndSwap of two largest values.
-func clientOf(t testing.TB, endpoint string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:          []string{endpoint},
-		DialTimeout:        10 * time.Second,
-		MaxCallSendMsgSize: testRequestBytes + 512<<10,
-		Logger:             zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

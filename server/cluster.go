@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -55,10 +54,12 @@ const DefaultClusterTimeout = 5 * time.Second
 
 // casRetries bounds the CompareAndSwap loops of SET XX/GET and GETSET: a
 // key that changes between every read and swap that many times is
-// answered with errBusyKey rather than looping until the timeout.
+// answered with errKeyBusy rather than looping until the timeout.
 const casRetries = 100
 
-const errBusyKey = "ERR the key kept changing under the command (cluster mode): try again"
+// errKeyBusy is swap's error when casRetries swaps all lost to other
+// writers; storeError answers it "ERR " + its text.
+var errKeyBusy = errors.New("the key kept changing under the command (cluster mode): try again")
 
 func errClusterUnsupported(name string) string {
 	return "ERR '" + name + "' is not supported in cluster mode"
@@ -71,40 +72,47 @@ func errClusterUnsupported(name string) string {
 var clusterCommands map[string]*command
 
 func buildClusterTable() {
+	// The commands whose cluster form differs, by name. A nil fn marks a
+	// command whose own fn branches on Server.cluster once its arguments
+	// are parsed (SET, SETEX, MSET, GETRANGE, the INCR family, SCAN,
+	// FLUSHDB), so that parsing is written once. Every other key command
+	// answers that cluster mode does not support it.
 	fns := map[string]func(*client, [][]byte){
 		"get":       clusterGet,
 		"mget":      clusterMGet,
 		"strlen":    clusterStrlen,
-		"getrange":  clusterGetRange,
-		"substr":    clusterGetRange,
+		"getrange":  nil,
+		"substr":    nil,
 		"getex":     clusterGetEx,
-		"set":       clusterSet,
+		"set":       nil,
 		"setnx":     clusterSetNX,
-		"setex":     func(c *client, args [][]byte) { c.clusterSetEx(args, optEX, "setex") },
-		"psetex":    func(c *client, args [][]byte) { c.clusterSetEx(args, optPX, "psetex") },
+		"setex":     nil,
+		"psetex":    nil,
 		"getset":    clusterGetSet,
-		"mset":      clusterMSet,
-		"incr":      func(c *client, args [][]byte) { c.clusterIncrBy(args[1], 1) },
-		"decr":      func(c *client, args [][]byte) { c.clusterIncrBy(args[1], -1) },
-		"incrby":    clusterIncrBy,
-		"decrby":    clusterDecrBy,
+		"mset":      nil,
+		"incr":      nil,
+		"decr":      nil,
+		"incrby":    nil,
+		"decrby":    nil,
 		"cas":       clusterCAS,
 		"del":       clusterDel,
 		"unlink":    clusterDel,
 		"exists":    clusterExists,
 		"type":      clusterType,
 		"keys":      clusterKeys,
-		"scan":      clusterScan,
+		"scan":      nil,
 		"randomkey": clusterRandomKey,
 		"dbsize":    clusterDBSize,
-		"flushdb":   clusterFlush,
-		"flushall":  clusterFlush,
+		"flushdb":   nil,
+		"flushall":  nil,
 	}
 	clusterCommands = make(map[string]*command, len(commands))
 	for name, cmd := range commands {
 		cc := *cmd
 		if fn, ok := fns[name]; ok {
-			cc.fn = fn
+			if fn != nil {
+				cc.fn = fn
+			}
 		} else if cmd.flags&(flagWrite|flagReadOnly) != 0 {
 			cc.fn = func(c *client, _ [][]byte) { c.writeError(errClusterUnsupported(name)) }
 		}
@@ -196,16 +204,9 @@ func clusterStrlen(c *client, args [][]byte) {
 	c.writeInt(int64(len(v)))
 }
 
-func clusterGetRange(c *client, args [][]byte) {
-	start, ok := c.intArg(args[2])
-	if !ok {
-		return
-	}
-	end, ok := c.intArg(args[3])
-	if !ok {
-		return
-	}
-	v, _, err := c.get(string(args[1]))
+// clusterGetRange is GETRANGE's read, once cmdGetRange parsed the range.
+func (c *client) clusterGetRange(key []byte, start, end int64) {
+	v, _, err := c.get(string(key))
 	if err != nil {
 		c.backendError(err)
 		return
@@ -223,19 +224,9 @@ func clusterGetEx(c *client, args [][]byte) {
 	clusterGet(c, args)
 }
 
-func clusterSet(c *client, args [][]byte) {
-	key, val := string(args[1]), args[2]
-	flags, exp, ok := parseSetOptions(args[3:], false)
-	if !ok {
-		c.errSyntax()
-		return
-	}
-	var ttl time.Duration
-	if flags&optExpire != 0 {
-		if ttl, ok = c.expireTTL(flags, exp, "set"); !ok {
-			return
-		}
-	}
+// clusterSet is SET's write, once cmdSet parsed its options (flags) and
+// time to live.
+func (c *client) clusterSet(key string, val []byte, flags int, ttl time.Duration) {
 	if c.tooLarge(val) {
 		return
 	}
@@ -258,7 +249,14 @@ func clusterSet(c *client, args [][]byte) {
 	case flags&optExpire != 0 || rest&optKeepTTL != 0:
 		c.writeError(errClusterUnsupported("set") + " with these options")
 	case rest == optNX:
-		clusterSetNX(c, args[:3])
+		swapped, ok := c.createIfAbsent(key, val)
+		switch {
+		case !ok: // answered
+		case swapped:
+			c.writeOK()
+		default:
+			c.writeNull()
+		}
 	default: // XX and/or GET (or NX with GET): a CompareAndSwap loop
 		old, found, wrote, err := c.swap(key, func(_ []byte, found bool) bool {
 			return !(rest&optNX != 0 && found) && !(rest&optXX != 0 && !found)
@@ -298,38 +296,40 @@ func (c *client) swap(key string, want func(old []byte, found bool) bool, val []
 			return old, found, swapped, err
 		}
 	}
-	return nil, false, false, errors.New(strings.TrimPrefix(errBusyKey, "ERR "))
+	return nil, false, false, errKeyBusy
+}
+
+// createIfAbsent stores val under key if key is absent, with one
+// CompareAndSwap; ok is false when it has answered an error.
+func (c *client) createIfAbsent(key string, val []byte) (swapped, ok bool) {
+	ctx, cancel := c.bctx()
+	defer cancel()
+	swapped, err := c.s.store.CompareAndSwapContext(ctx, key, nil, val)
+	if err != nil {
+		c.backendError(err)
+		return false, false
+	}
+	return swapped, true
 }
 
 func clusterSetNX(c *client, args [][]byte) {
 	if c.tooLarge(args[2]) {
 		return
 	}
-	ctx, cancel := c.bctx()
-	defer cancel()
-	swapped, err := c.s.store.CompareAndSwapContext(ctx, string(args[1]), nil, args[2])
-	switch {
-	case err != nil:
-		c.backendError(err)
-	case equalFold(args[0], "set"):
-		if swapped {
-			c.writeOK()
-		} else {
-			c.writeNull()
-		}
-	default:
+	if swapped, ok := c.createIfAbsent(string(args[1]), args[2]); ok {
 		c.writeBool(swapped)
 	}
 }
 
-func (c *client) clusterSetEx(args [][]byte, unit int, name string) {
-	ttl, ok := c.expireTTL(unit, args[2], name)
-	if !ok || c.tooLarge(args[3]) {
+// clusterSetWithTTL is SETEX's and PSETEX's write, once setEx parsed the
+// time to live.
+func (c *client) clusterSetWithTTL(key, val []byte, ttl time.Duration) {
+	if c.tooLarge(val) {
 		return
 	}
 	ctx, cancel := c.bctx()
 	defer cancel()
-	if err := c.s.store.SetWithTTLContext(ctx, string(args[1]), args[3], ttl); err != nil {
+	if err := c.s.store.SetWithTTLContext(ctx, string(key), val, ttl); err != nil {
 		c.backendError(err)
 		return
 	}
@@ -344,14 +344,9 @@ func clusterGetSet(c *client, args [][]byte) {
 	c.replyOld(err, old, found)
 }
 
-func clusterMSet(c *client, args [][]byte) {
-	if len(args)%2 == 0 {
-		c.errArity("mset")
-		return
-	}
-	if !c.checkValues(args) {
-		return
-	}
+// clusterMSet is MSET's writes, once cmdMSet checked its arguments: one
+// Set per key.
+func (c *client) clusterMSet(args [][]byte) {
 	for i := 1; i < len(args); i += 2 {
 		ctx, cancel := c.bctx()
 		err := c.s.store.SetContext(ctx, string(args[i]), args[i+1])
@@ -364,24 +359,7 @@ func clusterMSet(c *client, args [][]byte) {
 	c.writeOK()
 }
 
-func clusterIncrBy(c *client, args [][]byte) {
-	if d, ok := c.intArg(args[2]); ok {
-		c.clusterIncrBy(args[1], d)
-	}
-}
-
-func clusterDecrBy(c *client, args [][]byte) {
-	d, ok := c.intArg(args[2])
-	if !ok {
-		return
-	}
-	if d == math.MinInt64 {
-		c.writeError("ERR decrement would overflow")
-		return
-	}
-	c.clusterIncrBy(args[1], -d)
-}
-
+// clusterIncrBy is incrBy in cluster mode: one Increment.
 func (c *client) clusterIncrBy(key []byte, delta int64) {
 	ctx, cancel := c.bctx()
 	defer cancel()
@@ -505,40 +483,10 @@ func clusterKeys(c *client, args [][]byte) {
 	c.writeBulkStrings(keys...)
 }
 
-// SCAN answers every matching key at once, with cursor 0 (the scan is
-// complete). The cursor given is checked as Redis does; any value starts
-// the scan over.
-func clusterScan(c *client, args [][]byte) {
-	if _, ok := parseCursor(args[1]); !ok {
-		c.writeError("ERR invalid cursor")
-		return
-	}
-	var pattern, typ []byte
-	for i := 2; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.errSyntax()
-			return
-		}
-		o, v := args[i], args[i+1]
-		switch {
-		case equalFold(o, "count"):
-			n, ok := c.intArg(v)
-			if !ok {
-				return
-			}
-			if n < 1 {
-				c.errSyntax()
-				return
-			}
-		case equalFold(o, "match"):
-			pattern = v
-		case equalFold(o, "type"):
-			typ = v
-		default:
-			c.errSyntax()
-			return
-		}
-	}
+// clusterScan is SCAN in cluster mode, once cmdScan parsed its
+// arguments: every matching key at once, with cursor 0 (the scan is
+// complete); whatever the cursor given, the scan starts over.
+func (c *client) clusterScan(pattern, typ []byte) {
 	var keys []string
 	if typ == nil || equalFold(typ, "string") {
 		var err error
@@ -573,13 +521,10 @@ func clusterDBSize(c *client, args [][]byte) {
 	c.writeInt(int64(len(keys)))
 }
 
-// FLUSHDB and FLUSHALL in cluster mode delete every key of the backend
-// (its namespace, for etcdkv) one at a time.
-func clusterFlush(c *client, args [][]byte) {
-	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "async") && !equalFold(args[1], "sync")) {
-		c.errSyntax()
-		return
-	}
+// clusterFlush is FLUSHDB and FLUSHALL in cluster mode, once cmdFlush
+// checked the arguments: every key of the backend (its namespace, for
+// etcdkv) deleted one at a time.
+func (c *client) clusterFlush() {
 	keys, err := c.listKeys("")
 	if err != nil {
 		c.backendError(err)

@@ -288,6 +288,10 @@ func cmdScan(c *client, args [][]byte) {
 			return
 		}
 	}
+	if c.s.cluster {
+		c.clusterScan(pattern, typ)
+		return
+	}
 	keys, next, err := c.s.store.Scan(cursor, int(min(count, math.MaxInt32)), c.keys[:0])
 	if err != nil {
 		c.storeError(err)
@@ -402,6 +406,10 @@ func cmdDBSize(c *client, args [][]byte) { c.writeInt(int64(c.s.store.Len())) }
 func cmdFlush(c *client, args [][]byte) {
 	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "async") && !equalFold(args[1], "sync")) {
 		c.errSyntax()
+		return
+	}
+	if c.s.cluster {
+		c.clusterFlush()
 		return
 	}
 	c.s.store.Clear()

@@ -151,6 +151,10 @@ func cmdSet(c *client, args [][]byte) {
 			return
 		}
 	}
+	if c.s.cluster {
+		c.clusterSet(key, val, flags, ttl)
+		return
+	}
 	st := c.s.store
 	switch flags &^ optExpire {
 	case 0: // a plain write: one Set or SetWithTTL
@@ -234,6 +238,10 @@ func cmdPSetEX(c *client, args [][]byte) { c.setEx(args, optPX, "psetex") }
 func (c *client) setEx(args [][]byte, unit int, name string) {
 	ttl, ok := c.expireTTL(unit, args[2], name)
 	if !ok {
+		return
+	}
+	if c.s.cluster {
+		c.clusterSetWithTTL(args[1], args[3], ttl)
 		return
 	}
 	if err := c.s.store.SetWithTTL(string(args[1]), args[3], ttl); err != nil {
@@ -366,6 +374,10 @@ func cmdMSet(c *client, args [][]byte) {
 	if !c.checkValues(args) {
 		return
 	}
+	if c.s.cluster {
+		c.clusterMSet(args)
+		return
+	}
 	st := c.s.store
 	for i := 1; i < len(args); i += 2 {
 		if err := st.Set(string(args[i]), args[i+1]); err != nil {
@@ -473,6 +485,10 @@ func cmdGetRange(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
+	if c.s.cluster {
+		c.clusterGetRange(args[1], start, end)
+		return
+	}
 	found, err := c.s.store.View(string(args[1]), func(v []byte) {
 		c.writeBulk(substr(v, start, end))
 	})
@@ -570,6 +586,10 @@ func cmdDecrBy(c *client, args [][]byte) {
 // does and refuses an overflow (Store.Increment would saturate). The
 // key's TTL is kept; the event's Op is "incrby", as Redis names it.
 func (c *client) incrBy(key []byte, delta int64) {
+	if c.s.cluster {
+		c.clusterIncrBy(key, delta)
+		return
+	}
 	var (
 		result int64
 		fail   string

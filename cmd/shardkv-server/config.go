@@ -159,11 +159,11 @@ var directives = []directive{
 		}},
 	{name: "timeout", arg: "seconds", def: "0", usage: "close a client idle this long; 0: never",
 		apply: func(c *config, a []string) error {
-			n, err := strconv.ParseInt(a[0], 10, 64)
-			if err != nil || n < 0 || n > math.MaxInt64/int64(time.Second) {
-				return errors.New("invalid timeout: want a whole number of seconds, at least 0")
+			d, err := parseSeconds(a[0], 0)
+			if err != nil {
+				return fmt.Errorf("invalid timeout: %w", err)
 			}
-			c.timeout = time.Duration(n) * time.Second
+			c.timeout = d
 			return nil
 		}},
 	{name: "notify-keyspace-events", arg: "flags", def: `""`, usage: `keyspace events to publish, as Redis' flags ("KEA": all; "": none)`,
@@ -198,11 +198,11 @@ var directives = []directive{
 		}},
 	{name: "shutdown-timeout", arg: "seconds", def: "10", usage: "on SIGINT or SIGTERM, how long to wait for clients' commands before closing their connections",
 		apply: func(c *config, a []string) error {
-			n, err := strconv.ParseInt(a[0], 10, 64)
-			if err != nil || n < 0 || n > math.MaxInt64/int64(time.Second) {
-				return errors.New("invalid shutdown-timeout: want a whole number of seconds, at least 0")
+			d, err := parseSeconds(a[0], 0)
+			if err != nil {
+				return fmt.Errorf("invalid shutdown-timeout: %w", err)
 			}
-			c.shutdownTimeout = time.Duration(n) * time.Second
+			c.shutdownTimeout = d
 			return nil
 		}},
 	{name: "etcd-endpoints", list: true, arg: "url ...", def: `""`, usage: `cluster mode: keep the data in this etcd cluster ("http://10.0.0.1:2379 http://10.0.0.2:2379", or comma-separated); every server given the same cluster and namespace serves one keyspace`,

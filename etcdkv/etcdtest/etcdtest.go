@@ -43,29 +43,14 @@ type Server struct {
 
 // Start starts a single-member etcd and waits until it serves. embed
 // cannot listen on port 0, so Start picks two ports the kernel just handed
-// out and closed, and tries again with new ones if another process took
-// one meanwhile. It fails the test if etcd does not start within 30 s.
+// out and closed (MemberConfig), and tries again with new ones if another
+// process took one meanwhile. It fails the test if etcd does not start
+// within 30 s.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	var lastErr error
 	for range 5 {
-		cport, pport := freePort(t), freePort(t)
-		ec := embed.NewConfig()
-		ec.Name = "n1"
-		ec.Dir = t.TempDir()
-		ec.TickMs = 10
-		ec.ElectionMs = 100
-		ec.LogLevel = "error"
-		ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		ec.UnsafeNoFsync = true // a test's data need not survive a crash
-		if cfg.MaxRequestBytes > 0 {
-			ec.MaxRequestBytes = uint(cfg.MaxRequestBytes)
-		}
-		cu := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(cport)}
-		pu := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(pport)}
-		ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
-		ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
-		ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+		ec := MemberConfig(t, "n1", cfg)
 		e, err := embed.StartEtcd(ec)
 		if err != nil {
 			lastErr = err
@@ -81,13 +66,42 @@ func Start(t testing.TB, cfg Config) *Server {
 			t.Fatal("etcd did not become ready in 30 s")
 		}
 		t.Cleanup(e.Close)
-		return &Server{Etcd: e, Endpoint: cu.String(), cfg: cfg}
+		return &Server{Etcd: e, Endpoint: ec.ListenClientUrls[0].String(), cfg: cfg}
 	}
 	t.Fatalf("starting etcd: no free ports after 5 tries: %v", lastErr)
 	return nil
 }
 
-func freePort(t testing.TB) int {
+// MemberConfig is the configuration of one member named name, as Start
+// uses it: fast ticks, data in a temporary directory of t, logs silenced,
+// no fsync (a test's data need not survive a crash), cfg's request limit,
+// client and peer URLs on two ports of 127.0.0.1 that were just free, and
+// an initial cluster of itself alone. Tests that form a cluster of several
+// members set InitialCluster (and a token) before embed.StartEtcd.
+func MemberConfig(t testing.TB, name string, cfg Config) *embed.Config {
+	t.Helper()
+	ec := embed.NewConfig()
+	ec.Name = name
+	ec.Dir = t.TempDir()
+	ec.TickMs = 10
+	ec.ElectionMs = 100
+	ec.LogLevel = "error"
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	ec.UnsafeNoFsync = true
+	if cfg.MaxRequestBytes > 0 {
+		ec.MaxRequestBytes = uint(cfg.MaxRequestBytes)
+	}
+	cu := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(FreePort(t))}
+	pu := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(FreePort(t))}
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	return ec
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that was free a moment ago:
+// one the kernel handed out to a listener that is closed again.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,10 +119,18 @@ func (s *Server) Client(t testing.TB) *clientv3.Client {
 	if limit <= 0 {
 		limit = int(embed.DefaultMaxRequestBytes)
 	}
+	return NewClient(t, limit, s.Endpoint)
+}
+
+// NewClient returns a new client of the endpoints, closed when t ends, able
+// to send requests of maxRequestBytes (plus 512 KiB for gRPC's framing),
+// with a 10 s dial timeout and its logs silenced.
+func NewClient(t testing.TB, maxRequestBytes int, endpoints ...string) *clientv3.Client {
+	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:          []string{s.Endpoint},
+		Endpoints:          endpoints,
 		DialTimeout:        10 * time.Second,
-		MaxCallSendMsgSize: limit + 512<<10,
+		MaxCallSendMsgSize: maxRequestBytes + 512<<10,
 		Logger:             zap.NewNop(),
 	})
 	if err != nil {
