@@ -72,22 +72,33 @@ const (
 	garbageAllowance = minChunk
 )
 
-// chunk is one block of records. Its bytes up to used are published
-// records, immutable; the rest is written only by appends, under the shard
-// lock, before the locs of what is appended are published.
+// chunk is the writers' account of one chunk number: the chunk's bytes,
+// how many of them are appended and current, and the number's latest
+// generation. The arena keeps these by number, in one slice (arena.meta),
+// not as objects of their own: so the garbage collector has one object per
+// chunk to mark (its bytes) and two pointers to it (here and in the
+// readers' directory), and a writer reaches a chunk with one index, not a
+// pointer to follow. A chunk's bytes up to used are published records,
+// immutable; the rest is written only by appends, under the shard lock,
+// before the locs of what is appended are published.
 type chunk struct {
-	b    []byte
-	no   uint32 // its number in the chunk directory
-	gen  uint32 // that number's generation when the chunk was made
-	used int    // bytes appended; under the shard lock
-	live int    // bytes of the records slots point to; under the shard lock
-	at   int    // its index in arena.chunks; under the shard lock
+	b    []byte // nil: the number is free
+	used int    // bytes appended
+	live int    // bytes of the records slots point to
+	gen  uint32 // the number's latest generation (kept while it is free)
+	at   int32  // its index in arena.chunks
+	// A chunk is a cache line, so that a writer's lookup (b, gen) and its
+	// accounting (used, live) of one chunk touch one line, not two.
+	_ [16]byte
 }
+
+// noChunk stands for no chunk in arena.head and arena.cleaning.
+const noChunk = ^uint32(0)
 
 // garbage is how many of c's bytes compaction would free: all but the live
 // ones, the unfilled tail included once c is sealed (no longer the head).
-func (c *chunk) garbage(head *chunk) int {
-	if c == head {
+func (c *chunk) garbage(head bool) int {
+	if head {
 		return c.used - c.live
 	}
 	return len(c.b) - c.live
@@ -136,10 +147,9 @@ const recHasDeadline = 1
 // a call is handed to a caller without a copy.
 type entry struct {
 	key, value string
-	when       int64  // the deadline in store-clock nanoseconds; noDeadline: none
-	size       int    // the record's bytes in its chunk
-	l          loc    // where it is
-	c          *chunk // the chunk it is in
+	when       int64 // the deadline in store-clock nanoseconds; noDeadline: none
+	size       int   // the record's bytes in its chunk
+	l          loc   // where it is
 }
 
 // noDeadline is an entry's when for a key without a TTL.
@@ -188,8 +198,8 @@ func putRecord[V string | []byte](b []byte, key string, v V, when int64) {
 }
 
 // decode sets e's key, value, deadline and size to those of the record at
-// off in b, leaving e.l and e.c as they are. It fills e in place: an entry
-// is eight words, and lookups decode one per probe that meets its tag.
+// off in b, leaving e.l as it is. It fills e in place: an entry is seven
+// words, and lookups decode one per probe that meets its tag.
 //
 // It reads the record through an unsafe pointer, without bounds checks:
 // off and the lengths come from a record this package wrote whole into b
@@ -232,32 +242,52 @@ func readRecord(b []byte, off int) (e entry) {
 	return e
 }
 
-// readAt (under the shard lock) decodes the record at l, whose chunk is c.
-func readAt(c *chunk, l loc) (e entry) {
-	e.decode(c.b, l.off())
-	e.l, e.c = l, c
+// readAt (under the shard lock) decodes the record at l, whose chunk's
+// bytes are b.
+func readAt(b []byte, l loc) (e entry) {
+	e.decode(b, l.off())
+	e.l = l
 	return e
 }
 
 // arena is the writers' side of a shard's chunks: which exist, in what
 // order, and how many of their bytes are still current. Everything in it is
-// under the shard lock; readers see only the chunkRefs it publishes.
+// under the shard lock; readers see only the chunk directories it
+// publishes.
 type arena struct {
 	// The fields every write touches come first (see shardFields).
-	byNo []*chunk // the chunks by number (nil: free), as last published
-	head *chunk   // where small records are appended; nil before the first
-	used int      // bytes appended to the chunks held and sealed tails: live and garbage
-	live int      // bytes of the records slots point to
-	debt int      // bytes of cleaning owed by writes (see shard.compact)
+	meta []chunk // the chunks by number; a free number's b is nil
+	head uint32  // the chunk small records are appended to; noChunk before the first
+	// cleaning is the chunk compaction is reading, or noChunk.
+	cleaning uint32
+	used     int // bytes appended to the chunks held and sealed tails: live and garbage
+	live     int // bytes of the records slots point to
+	debt     int // bytes of cleaning owed by writes (see shard.compact)
 
-	out      *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
-	sp       *spares                   // the shard's spare memory, or nil
-	chunks   []*chunk                  // every chunk held, in no order
-	free     []uint32                  // chunk numbers not in use
-	gens     []uint32                  // each number's latest generation
-	held     int                       // the chunks' capacity
-	cleaning *chunk                    // the chunk compaction is reading, or nil
-	clean    int                       // compaction's cursor in cleaning
+	out    *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
+	sp     *spares                   // the shard's spare memory, or nil
+	chunks []uint32                  // the numbers of every chunk held, in no order
+	free   []uint32                  // chunk numbers not in use
+	held   int                       // the chunks' capacity
+	clean  int                       // compaction's cursor in cleaning
+}
+
+// init readies an arena with no chunk that publishes to out.
+func (a *arena) init(out *atomic.Pointer[chunkRef], sp *spares) {
+	a.out, a.sp = out, sp
+	a.head, a.cleaning = noChunk, noChunk
+	out.Store(emptyChunkDir)
+}
+
+// bytes (under the shard lock) returns the bytes of the chunk l names,
+// which must be held: under the lock a slot never names a dropped chunk.
+func (a *arena) bytes(l loc) []byte {
+	if no := l.no(); int(no) < len(a.meta) {
+		if c := &a.meta[no]; c.gen == l.gen() && c.b != nil {
+			return c.b
+		}
+	}
+	panic("shardkv: a slot names a chunk its shard does not hold")
 }
 
 // chunkSize is the size of a new shared chunk: a sixteenth of what the
@@ -271,54 +301,68 @@ func (a *arena) chunkSize() int {
 	return n
 }
 
-// reserve returns room for a record of n bytes: the chunk and offset it
-// goes at. A new chunk it needs is published before reserve returns, so
+// reserve returns room for a record of n bytes: its loc, and the bytes of
+// the chunk it goes in, into which the caller writes it at the loc's
+// offset. A new chunk it needs is published before reserve returns, so
 // before any loc names it.
-func (a *arena) reserve(n int) (c *chunk, off int) {
+func (a *arena) reserve(n int) (loc, []byte) {
+	if no := a.head; no != noChunk && n <= largeRecord {
+		c := &a.meta[no]
+		if off := c.used; off+n <= len(c.b) {
+			c.used = off + n
+			a.used += n
+			return makeLoc(no, c.gen, off), c.b
+		}
+	}
+	return a.reserveChunk(n)
+}
+
+// reserveChunk is reserve for a record that needs a new chunk: one of its
+// own if it is large, else a new head.
+func (a *arena) reserveChunk(n int) (loc, []byte) {
 	if n > largeRecord { // a chunk of its own, never the head
-		c = a.newChunk(make([]byte, n))
+		no := a.newChunk(make([]byte, n))
+		c := &a.meta[no]
 		c.used = n
 		a.used += n
-		return c, 0
+		return makeLoc(no, c.gen, 0), c.b
 	}
-	if a.head == nil || a.head.used+n > len(a.head.b) {
-		a.seal()
-		size := a.chunkSize()
-		for size < n { // n <= largeRecord < maxChunk
-			size *= 2
-		}
-		b := a.sp.takeChunk(n, size)
-		if b == nil {
-			b = make([]byte, size)
-		}
-		if keepsSpareChunk(a) {
-			a.sp.ask() // for the next one
-		}
-		a.head = a.newChunk(b)
+	a.seal()
+	size := a.chunkSize()
+	for size < n { // n <= largeRecord < maxChunk
+		size *= 2
 	}
-	c = a.head
-	off = c.used
-	c.used += n
+	b := a.sp.takeChunk(n, size)
+	if b == nil {
+		b = make([]byte, size)
+	}
+	if keepsSpareChunk(a) {
+		a.sp.ask() // for the next one
+	}
+	a.head = a.newChunk(b)
+	c := &a.meta[a.head]
+	c.used = n
 	a.used += n
-	return c, off
+	return makeLoc(a.head, c.gen, 0), c.b
 }
 
 // seal retires the head chunk from appends. Its unfilled tail counts as
 // garbage from then on (in used), so compaction pays for it like any other;
 // a head with nothing live is dropped at once.
 func (a *arena) seal() {
-	if c := a.head; c != nil {
+	if no := a.head; no != noChunk {
+		c := &a.meta[no]
 		a.used += len(c.b) - c.used
-		a.head = nil
-		if c.live == 0 && c != a.cleaning {
-			a.drop(c)
+		a.head = noChunk
+		if c.live == 0 && no != a.cleaning {
+			a.drop(no)
 		}
 	}
 }
 
-// added (under the shard lock) counts a record of n bytes written into c.
-func (a *arena) added(c *chunk, n int) {
-	c.live += n
+// added (under the shard lock) counts a record of n bytes written at l.
+func (a *arena) added(l loc, n int) {
+	a.meta[l.no()].live += n
 	a.live += n
 }
 
@@ -326,103 +370,90 @@ func (a *arena) added(c *chunk, n int) {
 // removed or moved. A sealed chunk left with nothing live is dropped then
 // and there, with no copying: under churn most chunks end that way.
 func (a *arena) gone(e *entry) {
-	c := e.c
+	no := e.l.no()
+	c := &a.meta[no]
 	c.live -= e.size
 	a.live -= e.size
 	a.debt += compactRate * e.size
-	if c.live == 0 && c != a.head && c != a.cleaning {
-		a.drop(c)
+	if c.live == 0 && no != a.head && no != a.cleaning {
+		a.drop(no)
 	}
 }
 
 // newChunk makes a chunk of b, which is zeroed and referred to by nothing
-// else, gives it a number and a new generation, and publishes a directory
-// that holds it.
-func (a *arena) newChunk(b []byte) *chunk {
+// else, gives it a number and a new generation, publishes a directory that
+// holds it, and returns its number. It may grow a.meta: a *chunk taken
+// before it is stale after it.
+func (a *arena) newChunk(b []byte) uint32 {
 	var no uint32
 	if k := len(a.free); k > 0 {
 		no = a.free[k-1]
 		a.free = a.free[:k-1]
 	} else {
-		if len(a.gens) > maxChunkNo {
+		if len(a.meta) > maxChunkNo {
 			panic("shardkv: a shard has more than 2^20 chunks")
 		}
-		no = uint32(len(a.gens))
-		a.gens = append(a.gens, 0)
+		no = uint32(len(a.meta))
+		a.meta = append(a.meta, chunk{})
 	}
-	gen := a.gens[no]%genMask + 1 // 1..genMask: never 0, so no loc is empty or a tomb
-	a.gens[no] = gen
-	c := &chunk{b: b, no: no, gen: gen}
+	c := &a.meta[no]
+	gen := c.gen%genMask + 1 // 1..genMask: never 0, so no loc is empty or a tomb
+	*c = chunk{b: b, gen: gen, at: int32(len(a.chunks))}
 	a.held += len(b)
-	c.at = len(a.chunks)
-	a.chunks = append(a.chunks, c)
-	a.publish(no, c)
-	return c
+	a.chunks = append(a.chunks, no)
+	a.publish()
+	return no
 }
 
-// publish records that number no names c (nil: free) and publishes a new
-// readers' directory. Every change of the directory goes through here, so
-// readers always see the one writers use: a new chunk before any loc names
-// it, a dropped one gone (and free to be collected) at once. It copies one
-// entry per chunk number: a shard has a few dozen chunks at most (they grow
-// to maxChunk with the shard), so this is cheap.
-func (a *arena) publish(no uint32, c *chunk) {
-	if int(no) >= len(a.byNo) {
-		a.byNo = append(a.byNo, make([]*chunk, int(no)+1-len(a.byNo))...)
-	}
-	a.byNo[no] = c
-	refs := make([]chunkRef, len(a.byNo)+1)
+// publish publishes a readers' directory of the chunks held. Every change
+// of a.meta's chunks goes through here, so readers always see the chunks
+// writers use: a new chunk before any loc names it, a dropped one gone
+// (and free to be collected) at once. It copies one entry per chunk
+// number: a shard has a few dozen chunks at most (they grow to maxChunk
+// with the shard), so this is cheap.
+func (a *arena) publish() {
+	refs := make([]chunkRef, len(a.meta)+1)
 	refs[0].gen = uint32(len(refs))
-	for i, c := range a.byNo {
-		if c != nil {
+	for i := range a.meta {
+		if c := &a.meta[i]; c.b != nil {
 			refs[i+1] = chunkRef{b: c.b, gen: c.gen}
 		}
 	}
 	a.out.Store(&refs[0])
 }
 
-// chunk (under the shard lock) returns the chunk l names, which must be
-// held: under the lock a slot never names a dropped chunk.
-func (a *arena) chunk(l loc) *chunk {
-	if no := l.no(); int(no) < len(a.byNo) {
-		if c := a.byNo[no]; c != nil && c.gen == l.gen() {
-			return c
-		}
-	}
-	panic("shardkv: a slot names a chunk its shard does not hold")
-}
-
-// drop removes c, whose records are all garbage or copied. Its number is
-// free from then on, under a new generation.
-func (a *arena) drop(c *chunk) {
+// drop removes chunk no, whose records are all garbage or copied. Its
+// number is free from then on, under a new generation.
+func (a *arena) drop(no uint32) {
+	c := &a.meta[no]
 	last := a.chunks[len(a.chunks)-1]
-	a.chunks[c.at], last.at = last, c.at
-	a.chunks[len(a.chunks)-1] = nil
+	a.chunks[c.at], a.meta[last].at = last, c.at
 	a.chunks = a.chunks[:len(a.chunks)-1]
-	if c == a.cleaning {
-		a.cleaning, a.clean = nil, 0
+	if no == a.cleaning {
+		a.cleaning, a.clean = noChunk, 0
 	}
 	a.held -= len(c.b)
-	if c == a.head {
+	if no == a.head {
 		a.used -= c.used
-		a.head = nil
+		a.head = noChunk
 	} else {
 		a.used -= len(c.b) // its records and its sealed tail
 	}
-	a.free = append(a.free, c.no)
-	a.publish(c.no, nil)
+	*c = chunk{gen: c.gen}
+	a.free = append(a.free, no)
+	a.publish()
 }
 
 // mostGarbage returns the chunk compaction should clean next: the one with
-// the most garbage, not the head (being filled), or nil if none has any.
-// Chunks are few (they grow with the shard), so a scan is cheap, and it
-// runs once per chunk cleaned.
-func (a *arena) mostGarbage() *chunk {
-	var best *chunk
+// the most garbage, not the head (being filled), or noChunk if none has
+// any. Chunks are few (they grow with the shard), so a scan is cheap, and
+// it runs once per chunk cleaned.
+func (a *arena) mostGarbage() uint32 {
+	best := noChunk
 	most := 0
-	for _, c := range a.chunks {
-		if g := c.garbage(a.head); c != a.head && g > most {
-			best, most = c, g
+	for _, no := range a.chunks {
+		if g := a.meta[no].garbage(false); no != a.head && g > most {
+			best, most = no, g
 		}
 	}
 	return best
@@ -430,12 +461,14 @@ func (a *arena) mostGarbage() *chunk {
 
 // reset drops every chunk.
 func (a *arena) reset() {
-	*a = arena{out: a.out, gens: a.gens, sp: a.sp}
-	a.out.Store(emptyChunkDir)
 	// The numbers' generations are kept, so a loc read before the reset
 	// never resolves to a chunk made after it.
-	for i := range a.gens {
-		a.free = append(a.free, uint32(len(a.gens)-1-i))
+	meta, out, sp := a.meta, a.out, a.sp
+	*a = arena{meta: meta}
+	a.init(out, sp)
+	for i := range meta {
+		meta[i] = chunk{gen: meta[i].gen}
+		a.free = append(a.free, uint32(len(meta)-1-i))
 	}
 }
 

@@ -20,8 +20,8 @@ func checkArenaBound(t *testing.T, what string, a *arena) {
 		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)", what, a.used, a.live, a.held, len(a.chunks))
 	}
 	headRoom := 0
-	if a.head != nil {
-		headRoom = len(a.head.b) - a.head.used
+	if a.head != noChunk {
+		headRoom = len(a.meta[a.head].b) - a.meta[a.head].used
 	}
 	if a.held-a.used != headRoom { // used counts sealed chunks' tails
 		t.Fatalf("%s: %d bytes held, %d used, but the head has %d free", what, a.held, a.used, headRoom)
@@ -105,8 +105,8 @@ func TestCompactionUnderExpiry(t *testing.T) {
 		sh.mu.Lock()
 		a := sh.a // a copy, so that a failure does not leave the lock held
 		large := 0
-		for _, c := range a.chunks {
-			if len(c.b) > largeRecord {
+		for _, no := range a.chunks {
+			if len(a.meta[no].b) > largeRecord {
 				large++
 			}
 		}

@@ -52,10 +52,8 @@ type shard struct {
 func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{}, tableSlots int) {
 	sh.hash = hash
 	sh.sp.signal = prep
-	sh.a.sp = &sh.sp
 	sh.tab.Store(newDirectory(sbits, tableSlots))
-	sh.a.out = &sh.chunks
-	sh.chunks.Store(emptyChunkDir)
+	sh.a.init(&sh.chunks, &sh.sp)
 	sh.due.Store(noTick)
 }
 
@@ -93,9 +91,8 @@ func (sh *shard) find(key string, h uint64, e *entry) *slot {
 		if l == locTomb || s.tag() != tag {
 			continue
 		}
-		c := sh.a.chunk(l)
-		if e.decode(c.b, l.off()); e.key == key {
-			e.l, e.c = l, c
+		if e.decode(sh.a.bytes(l), l.off()); e.key == key {
+			e.l = l
 			return s
 		}
 	}
@@ -140,17 +137,17 @@ func probe(first *slot, mask uint32, key string, tag uint32, src *atomic.Pointer
 // entryOf (under mu) returns the entry s names.
 func (sh *shard) entryOf(s *slot) entry {
 	l := loc(s.loc.Load())
-	return readAt(sh.a.chunk(l), l)
+	return readAt(sh.a.bytes(l), l)
 }
 
 // appendRecord (under mu) writes the record of key, v and when into the
 // arena and returns its loc. It allocates only when it starts a chunk.
 func appendRecord[V string | []byte](sh *shard, key string, v V, when int64) loc {
 	n := recordSize(len(key), len(v), when)
-	c, off := sh.a.reserve(n)
-	putRecord(c.b[off:off+n], key, v, when)
-	sh.a.added(c, n)
-	return makeLoc(c.no, c.gen, off)
+	l, b := sh.a.reserve(n)
+	putRecord(b[l.off():l.off()+n], key, v, when)
+	sh.a.added(l, n)
+	return l
 }
 
 // storeRecord (under mu) writes key's new record and points the key's slot
@@ -263,7 +260,7 @@ func (sh *shard) scanTable(c uint64, collect func(entry)) uint64 {
 	span := uint64(1) << (maxD - uint(t.depth))
 	for i := range t.slots() {
 		if l := loc(t.slots()[i].loc.Load()); l != locEmpty && l != locTomb {
-			collect(readAt(sh.a.chunk(l), l))
+			collect(readAt(sh.a.bytes(l), l))
 		}
 	}
 	return c&^(span-1) + span
@@ -330,25 +327,28 @@ func (sh *shard) compact() {
 	budget := min(a.debt, compactStep)
 	a.debt -= budget
 	for budget > 0 && a.overfull() {
-		c := a.cleaning
-		if c == nil {
-			if c = a.mostGarbage(); c == nil {
+		no := a.cleaning
+		if no == noChunk {
+			if no = a.mostGarbage(); no == noChunk {
 				break
 			}
-			a.cleaning, a.clean = c, 0
+			a.cleaning, a.clean = no, 0
 		}
+		// c is read and written before reserve, which may grow a.meta.
+		c := &a.meta[no]
 		if a.clean >= c.used || c.live == 0 {
-			a.drop(c) // every record copied or gone
+			a.drop(no) // every record copied or gone
 			continue
 		}
-		e := readRecord(c.b, a.clean)
-		l := makeLoc(c.no, c.gen, a.clean)
+		b := c.b
+		e := readRecord(b, a.clean)
+		l := makeLoc(no, c.gen, a.clean)
 		if s := sh.current(e.key, l); s != nil {
-			nc, off := a.reserve(e.size)
-			copy(nc.b[off:off+e.size], c.b[a.clean:a.clean+e.size])
-			s.loc.Store(uint64(makeLoc(nc.no, nc.gen, off)))
-			nc.live += e.size // moved: the shard's live bytes stay
 			c.live -= e.size
+			nl, nb := a.reserve(e.size)
+			copy(nb[nl.off():nl.off()+e.size], b[a.clean:a.clean+e.size])
+			s.loc.Store(uint64(nl))
+			a.meta[nl.no()].live += e.size // moved: the shard's live bytes stay
 		}
 		a.clean += e.size
 		budget -= e.size

@@ -53,16 +53,17 @@ func TestSparesAreUsedAndRefilled(t *testing.T) {
 	chunk, tables := waitSpares(t, sh)
 
 	// Append until the head chunk changes: the new head is the spare.
-	sh.mu.Lock()
-	head := sh.a.head
-	sh.mu.Unlock()
+	// The head's bytes name it: a number is reused, its memory never.
+	headBytes := func() *byte {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return unsafe.SliceData(sh.a.meta[sh.a.head].b)
+	}
+	head := headBytes()
 	for {
 		put()
-		sh.mu.Lock()
-		h := sh.a.head
-		sh.mu.Unlock()
-		if h != head {
-			if unsafe.SliceData(h.b) != unsafe.SliceData(chunk) {
+		if h := headBytes(); h != head {
+			if h != unsafe.SliceData(chunk) {
 				t.Fatal("the new head chunk is not the spare")
 			}
 			break

@@ -83,7 +83,7 @@ func (h *tableHarness) check(absent []string) {
 		}
 		var fe entry
 		s := h.sh.find(k, m.hash, &fe)
-		if s == nil || fe.c == nil || fe.c.gen != fe.l.gen() {
+		if s == nil || h.sh.a.meta[fe.l.no()].b == nil || h.sh.a.meta[fe.l.no()].gen != fe.l.gen() {
 			h.t.Fatalf("%q: find gives %v %+v", k, s, fe)
 		}
 		if fe.key != k || fe.value != v || fe.when != when || loc(s.loc.Load()) != fe.l {
