@@ -17,18 +17,18 @@ import (
 // out before the end of its batch of pipelined commands.
 const flushAt = 64 << 10
 
-// client is one connection. Its goroutine (serve) reads a batch of
-// pipelined commands with redcon's Reader, runs them one by one appending
-// each reply to out (encoded by redcon's Append functions), and writes out
-// when the batch is done: replies are in command order and a pipeline
-// costs one write per batch. Fields not marked otherwise belong to that
+// client is one connection. Its goroutine (serve) reads what the client
+// has sent, runs every complete command in it one by one (parsed in place
+// by its reader) appending each reply to out (encoded by redcon's Append
+// functions), and writes out when that batch is done: replies are in
+// command order and a pipeline costs one read and one write per batch. Fields not marked otherwise belong to that
 // goroutine.
 type client struct {
 	s       *Server
 	id      uint64
 	conn    net.Conn
 	g       guard
-	rd      *redcon.Reader
+	rd      *reader
 	out     []byte
 	raddr   string
 	laddr   string
@@ -77,7 +77,7 @@ func newClient(s *Server, nc net.Conn) *client {
 	c.lastActive.Store(c.created.UnixNano())
 	c.bulkFn = c.writeBulk
 	c.g = guard{r: nc, limit: s.maxRequest.Load}
-	c.rd = redcon.NewReader(&c.g)
+	c.rd = newReader(&c.g)
 	return c
 }
 
@@ -112,17 +112,24 @@ func (c *client) serve() {
 		if s.shutdown.Load() || c.dropped.Load() {
 			return
 		}
-		cmds, err := c.rd.ReadCommands()
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
-		c.lastActive.Store(time.Now().UnixNano())
-		for i := range cmds {
-			c.exec(cmds[i].Args)
-			if c.quit {
+		rerr := c.rd.fill()
+		// What was read before an error is served first: the guard
+		// passes on the requests before one it refuses.
+		ran := false
+		for !c.quit {
+			args, ok, perr := c.rd.next()
+			if perr != nil {
+				c.readFailed(perr)
+				return
+			}
+			if !ok {
 				break
 			}
+			if !ran {
+				c.lastActive.Store(time.Now().UnixNano())
+				ran = true
+			}
+			c.exec(args)
 			if len(c.out) >= flushAt {
 				if err := c.flush(); err != nil {
 					c.writeFailed(err)
@@ -137,18 +144,12 @@ func (c *client) serve() {
 		if c.quit {
 			return
 		}
-		if idle, peak := c.g.readerIdle(); idle && peak > renewReaderAt {
-			// redcon's Reader keeps the capacity its buffer grew to for
-			// a large request: a client that once sent one would hold
-			// that much (twice the request) while it idles.
-			c.rd = redcon.NewReader(&c.g)
+		if rerr != nil {
+			c.readFailed(rerr)
+			return
 		}
 	}
 }
-
-// renewReaderAt is the request size past which a client's parser is
-// replaced once it is empty, to let its grown buffer go.
-const renewReaderAt = 1 << 20
 
 // setDeadline applies the idle timeout to the next read; subscribers have
 // none.

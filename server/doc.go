@@ -13,25 +13,29 @@
 //
 // # Protocol
 //
-// Requests are parsed and replies encoded with github.com/tidwall/redcon's
-// RESP reader and writer; RESP requests and inline (telnet-style) requests
-// are accepted, and pipelining is answered in order with one write per
-// batch. The server speaks RESP2 only: redcon has no RESP3 encoder, so
-// HELLO 3 is answered "NOPROTO unsupported protocol version", which makes
-// RESP3-first clients (go-redis' default) fall back to RESP2. Commands are
-// case-insensitive; error texts are Redis 7's.
+// Requests are parsed with github.com/tidwall/redcon's ReadNextCommand,
+// in place in each connection's read buffer (parsing a request allocates
+// nothing), and replies encoded with redcon's Append functions; RESP
+// requests and inline (telnet-style) requests are accepted, and pipelining
+// is answered in order with one write per batch. The server speaks RESP2
+// only: redcon has no RESP3 encoder, so HELLO 3 is answered "NOPROTO
+// unsupported protocol version", which makes RESP3-first clients
+// (go-redis' default) fall back to RESP2. Commands are case-insensitive;
+// error texts are Redis 7's.
 //
-// redcon's reader has no size limits, so each connection's bytes go
+// redcon's parser has no size limits, so each connection's bytes go
 // through a guard that follows the length prefixes and refuses, before they
-// are buffered, a bulk longer than Config.MaxRequestBytes ("ERR Protocol
-// error: invalid bulk length"), a request longer than twice that ("ERR
-// Protocol error: request too large"), a multibulk count beyond 2^31-1
-// ("ERR Protocol error: invalid multibulk length") and an inline line over
-// 64 KiB ("ERR Protocol error: too big inline request"); the client is then
-// closed, after the replies to the complete requests before it. Other
-// malformed input gets redcon's protocol error (also Redis' texts) and the
-// client is closed. A request of zero arguments ("*0") closes the client,
-// where Redis ignores it.
+// are buffered, a bulk longer than Config.MaxRequestBytes or of negative
+// length ("ERR Protocol error: invalid bulk length"), a request longer than
+// twice that ("ERR Protocol error: request too large"), a multibulk count
+// beyond 2^31-1 ("ERR Protocol error: invalid multibulk length") and an
+// inline line over 64 KiB ("ERR Protocol error: too big inline request");
+// the client is then closed, after the replies to the complete requests
+// before it. Other malformed input gets redcon's protocol error (also
+// Redis' texts) and the client is closed, after the replies to the
+// requests before it. A request of zero arguments ("*0") is ignored, as
+// Redis does; an inline line that starts with '$' is an inline command,
+// as in Redis (redcon's parser would read it as Tile38's framing).
 //
 // # Commands
 //

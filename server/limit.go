@@ -15,16 +15,16 @@ type protoError struct{ msg string }
 
 func (e *protoError) Error() string { return "Protocol error: " + e.msg }
 
-// guard sits between a client's connection and redcon's parser and bounds
-// what the parser may buffer. redcon's Reader has no size limits: told a
-// bulk of 10 GB is coming it keeps growing its buffer for it. guard
-// follows the framing of the bytes as they are read, using only the
-// length prefixes (redcon still does the parsing), and refuses, before
-// they are buffered, a bulk longer than the limit, a request longer than
-// twice the limit, a multibulk count beyond 2^31-1 and an inline request
-// line longer than 64 KiB. When the bytes stop making sense as RESP it
-// stops checking: redcon then reports its own protocol error and the
-// client is closed.
+// guard sits between a client's connection and its reader, and bounds
+// what the reader may buffer: the reader grows its buffer for a request
+// longer than it, so told a bulk of 10 GB is coming it would keep growing
+// for it. guard follows the framing of the bytes as they are read, using
+// only the length prefixes (redcon still does the parsing), and refuses,
+// before they are buffered, a bulk longer than the limit or of negative
+// length, a request longer than twice the limit, a multibulk count beyond
+// 2^31-1 and an inline request line longer than 64 KiB. When the bytes
+// stop making sense as RESP it stops checking: redcon's parser then
+// reports its own protocol error and the client is closed.
 //
 // A guard is used by its client's goroutine only.
 type guard struct {
@@ -38,19 +38,6 @@ type guard struct {
 	bulks int64 // bulks of the current request still to come
 	size  int64 // bytes of the current request so far
 	err   error // a refusal found in bytes already passed on
-
-	// Reads are cut at request boundaries: the bytes of a read past its
-	// last complete request are held back (already scanned) and passed on
-	// by the next Read. redcon's Reader then finds its buffer empty after
-	// each batch and rewinds it; given a partial request after the
-	// complete ones it doubles its buffer instead, and keeps doing so for
-	// as long as reads end mid-request, so that a client streaming large
-	// pipelined requests grew it without bound, whatever the limits.
-	held    []byte // scanned bytes not yet passed on (a partial request)
-	holdBuf []byte // held's backing array
-	cut     int    // scan: index just past the chunk's last boundary, or 0
-	aligned bool   // the bytes passed on so far end at a request boundary
-	peak    int64  // the longest request seen since resetPeak
 }
 
 type guardState uint8
@@ -69,50 +56,20 @@ const (
 // refused request are passed on, so that the complete requests before it
 // are served; the refusal is returned by the next Read.
 func (g *guard) Read(p []byte) (int, error) {
-	if len(g.held) > 0 {
-		n := copy(p, g.held)
-		g.held = g.held[n:]
-		g.aligned = false // held bytes are a partial request
-		if len(g.held) == 0 && cap(g.holdBuf) > 1<<20 {
-			g.holdBuf = nil
-		}
-		return n, nil
-	}
 	if g.err != nil {
 		return 0, g.err
 	}
 	n, err := g.r.Read(p)
 	if n > 0 {
-		k, perr := g.scan(p[:n])
-		if perr != nil {
+		if k, perr := g.scan(p[:n]); perr != nil {
 			g.err = perr
-			g.aligned = false
 			if k == 0 {
 				return 0, perr
 			}
 			return k, nil
 		}
-		if err == nil && g.cut > 0 && g.cut < n && g.st != sOff {
-			g.holdBuf = append(g.holdBuf[:0], p[g.cut:n]...)
-			g.held = g.holdBuf
-			n = g.cut
-		}
-		g.aligned = g.cut == n
 	}
 	return n, err
-}
-
-// readerIdle reports whether every byte passed on so far ends a complete
-// request, so that the parser holds nothing once it has returned its
-// commands, and the longest request it has buffered since the last call
-// that returned true; that call resets the count.
-func (g *guard) readerIdle() (bool, int64) {
-	if !g.aligned {
-		return false, g.peak
-	}
-	peak := g.peak
-	g.peak = 0
-	return true, peak
 }
 
 // scan advances the framing over b. On a refusal it returns how many
@@ -122,8 +79,6 @@ func (g *guard) readerIdle() (bool, int64) {
 func (g *guard) scan(b []byte) (int, error) {
 	limit := g.limit()
 	reqMax := requestMax(limit)
-	g.cut = 0
-	defer func() { g.peak = max(g.peak, g.size) }()
 	for i := 0; i < len(b); {
 		switch g.st {
 		case sOff:
@@ -137,9 +92,6 @@ func (g *guard) scan(b []byte) (int, error) {
 			}
 			g.size++
 			i++
-			if g.st == sStart { // a bare LF: redcon skips it
-				g.boundary(i)
-			}
 		case sInline:
 			// Find the end of the line in this chunk.
 			j := i
@@ -153,7 +105,6 @@ func (g *guard) scan(b []byte) (int, error) {
 			if j < len(b) {
 				g.st = sStart
 				j++
-				g.boundary(j)
 			}
 			i = j
 		case sArray, sBulkLen:
@@ -176,7 +127,7 @@ func (g *guard) scan(b []byte) (int, error) {
 				continue
 			}
 			v, err := strconv.Atoi(string(g.hdr[:g.nhdr-1]))
-			if err != nil || v < 0 || (g.st == sArray && v == 0) {
+			if err != nil || (v < 0 && g.st == sArray) {
 				g.st = sOff // redcon refuses these
 				continue
 			}
@@ -185,7 +136,16 @@ func (g *guard) scan(b []byte) (int, error) {
 					return i - 1, &protoError{"invalid multibulk length"}
 				}
 				g.bulks, g.st = int64(v), sDollar
+				if v == 0 { // "*0": an empty request, which Redis ignores
+					g.st = sStart
+				}
 				continue
+			}
+			if v < 0 {
+				// Refused here, not left to the parser: redcon's
+				// ReadNextCommand does not check a bulk's length for a
+				// sign.
+				return i - 1, &protoError{"invalid bulk length"}
 			}
 			if int64(v) > limit {
 				return i - 1, &protoError{"invalid bulk length"}
@@ -214,7 +174,6 @@ func (g *guard) scan(b []byte) (int, error) {
 				g.bulks--
 				if g.bulks == 0 {
 					g.st = sStart
-					g.boundary(i)
 				} else {
 					g.st = sDollar
 				}
@@ -225,12 +184,6 @@ func (g *guard) scan(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
-}
-
-// boundary records that a request ends at index i of the chunk scanned.
-func (g *guard) boundary(i int) {
-	g.cut = i
-	g.peak = max(g.peak, g.size)
 }
 
 // requestMax is the longest request allowed with a bulk limit of limit:

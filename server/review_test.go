@@ -4,15 +4,15 @@ package server
 // redis-server 7.0.15 where it is about a reply.
 
 import (
+	"errors"
+	"io"
 	"math"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/tidwall/redcon"
 )
 
 // EXPIREAT and PEXPIREAT with a time far in the past: the key is deleted,
@@ -202,78 +202,69 @@ func TestScratchBufferReleased(t *testing.T) {
 	}
 }
 
-// readerCap is the capacity of redcon's Reader buffer (an unexported
-// field: the test skips if redcon changes it).
-func readerCap(t *testing.T, rd *redcon.Reader) int {
-	f := reflect.ValueOf(rd).Elem().FieldByName("buf")
-	if !f.IsValid() || f.Kind() != reflect.Slice {
-		t.Skip("redcon.Reader has no buf field")
+// readAll runs r until it has read n commands, calling each with the
+// index and arguments of every command and after with the buffer's size.
+func readAll(t *testing.T, r *reader, n int, each func(i int, args [][]byte), after func(int)) {
+	t.Helper()
+	for i := 0; i < n; {
+		args, ok, err := r.next()
+		if err != nil {
+			t.Fatalf("after %d commands: %v", i, err)
+		}
+		if !ok {
+			if err := r.fill(); err != nil {
+				t.Fatalf("after %d commands: %v", i, err)
+			}
+			continue
+		}
+		each(i, args)
+		i++
+		after(len(r.buf))
 	}
-	return f.Cap()
 }
 
-// Pipelined requests that reads split mid-request: redcon's buffer stays
-// about the size of one request. It doubled each time a read ended
-// mid-request after complete ones, growing with the bytes streamed
-// (64 MiB for 100 MiB of 100 KiB SETs), whatever proto-max-bulk-len.
+// Pipelined requests that reads split mid-request: the reader's buffer
+// stays about the size of one request (redcon's Reader, used before,
+// doubled each time a read ended mid-request after complete ones).
 func TestReaderBufferBounded(t *testing.T) {
 	val := strings.Repeat("v", 100<<10)
 	one := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$" + strconv.Itoa(len(val)) + "\r\n" + val + "\r\n"
 	stream := strings.Repeat(one, 300) + "PING\r\n"
 	g := guard{r: &chunkReader{s: stream, n: 64<<10 + 17}, limit: func() int64 { return 1 << 20 }}
-	rd := redcon.NewReader(&g)
-	n, peak := 0, 0
-	for n < 301 {
-		cmds, err := rd.ReadCommands()
-		if err != nil {
-			t.Fatalf("after %d commands: %v", n, err)
+	peak := 0
+	readAll(t, newReader(&g), 301, func(n int, args [][]byte) {
+		if n < 300 && (len(args) != 3 || string(args[2]) != val) ||
+			n == 300 && string(args[0]) != "PING" {
+			t.Fatalf("command %d: %d args", n, len(args))
 		}
-		for _, cmd := range cmds {
-			if n < 300 && (len(cmd.Args) != 3 || len(cmd.Args[2]) != len(val)) ||
-				n == 300 && string(cmd.Args[0]) != "PING" {
-				t.Fatalf("command %d: %d args", n, len(cmd.Args))
-			}
-			n++
-		}
-		peak = max(peak, readerCap(t, rd))
-	}
+	}, func(size int) { peak = max(peak, size) })
 	if peak > 4*len(one) {
 		t.Errorf("reader buffer grew to %d bytes for %d-byte requests", peak, len(one))
 	}
 }
 
-// After a large request, once the parser holds nothing, the client gets
-// a new one, so that it does not keep the grown buffer; nothing read is
-// lost by the switch.
+// After a large request, once the reader holds nothing, its grown buffer
+// is replaced by a small one; nothing read is lost by the switch.
 func TestReaderRenewedAfterLargeRequest(t *testing.T) {
 	val := strings.Repeat("v", 3<<20)
 	stream := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$" + strconv.Itoa(len(val)) + "\r\n" + val + "\r\n" +
 		"*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\n" + "PING\r\n"
 	g := guard{r: &chunkReader{s: stream, n: 1<<20 + 3}, limit: func() int64 { return 4 << 20 }}
-	rd := redcon.NewReader(&g)
 	var got []string
-	renewed := false
-	for len(got) < 3 {
-		cmds, err := rd.ReadCommands()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, cmd := range cmds {
-			got = append(got, string(cmd.Args[len(cmd.Args)-1][:min(5, len(cmd.Args[len(cmd.Args)-1]))]))
-		}
-		if idle, peak := g.readerIdle(); idle && peak > renewReaderAt {
-			rd = redcon.NewReader(&g) // as serve does
-			renewed = true
-			if readerCap(t, rd) > 64<<10 {
-				t.Error("new reader is large")
-			}
-		}
-	}
+	peak := 0
+	rd := newReader(&g)
+	readAll(t, rd, 3, func(_ int, args [][]byte) {
+		last := args[len(args)-1]
+		got = append(got, string(last[:min(5, len(last))]))
+	}, func(size int) { peak = max(peak, size) })
 	if strings.Join(got, ",") != "vvvvv,hello,PING" {
 		t.Errorf("commands %q", got)
 	}
-	if !renewed {
-		t.Error("the reader was never renewed")
+	if err := rd.fill(); !errors.Is(err, io.EOF) || !rd.empty() {
+		t.Fatalf("fill at the end: %v, empty %v", err, rd.empty())
+	}
+	if peak <= renewReaderAt || len(rd.buf) != readBufSize {
+		t.Errorf("the buffer grew to %d bytes, then is %d (want %d)", peak, len(rd.buf), readBufSize)
 	}
 
 	// The server itself: a client that sent a large value goes on.
