@@ -218,7 +218,7 @@ func TestMeasureScale(t *testing.T) {
 		if r.FillP50 <= 0 || r.FillP9999 < r.FillP99 || r.FillMax < r.FillP9999 || r.FillSeconds <= 0 {
 			t.Errorf("%s: fill p50 %d p99 %d p99.99 %d max %d", spec.Name, r.FillP50, r.FillP99, r.FillP9999, r.FillMax)
 		}
-		if len(r.GCCPUEmpty) != 2 || len(r.GCCPUStore) != 2 || len(r.GCWallEmpty) != 2 || len(r.GCWallStore) != 2 {
+		if len(r.GCCPUEmpty) != 6 || len(r.GCCPUStore) != 2 || len(r.GCWallEmpty) != 6 || len(r.GCWallStore) != 2 {
 			t.Errorf("%s: GC rounds %v %v", spec.Name, r.GCCPUEmpty, r.GCCPUStore)
 		}
 		// 3000 entries of a 12-byte key and a 64-byte value: at least 76

@@ -130,7 +130,7 @@ func (r *Report) writeScale(w io.Writer) {
 		"and capacity it reserved up front (freecache's ring, bigcache's shards); no key slice is live at either point (the fill makes each key from its index); "+
 		"memory outside the Go heap is not counted.\n"+
 		"- **GC CPU per forced cycle attributable to the store**: process CPU time (getrusage RUSAGE_SELF, user+system, every thread) of one runtime.GC "+
-		"(mark, and the sweep it completes) with the store live, median of %d, minus the same with nothing built, measured first in the same process; "+
+		"(mark, and the sweep it completes) with the store live, median of %d, minus the least of three times as many with nothing built, measured first in the same process; "+
 		"≈ 0: no more than that baseline.\n"+
 		"- **fill: Set p99.99, max**: over the single-writer fill's Sets (HDR histogram, 3 significant digits). "+
 		"In brackets: less than %.0f× the noop floor's (the same loop, a Set that does nothing), so not the store's own.\n"+
@@ -165,7 +165,7 @@ func (r *Report) writeScale(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "### Scale: the cells\n\n"+
-		"GC CPU is the median per forced cycle with the store live / with nothing built; peak RSS is the child's own "+
+		"GC CPU is the median per forced cycle with the store live / the least with nothing built; peak RSS is the child's own "+
 		"(VmHWM), everything in it: the runtime, the store, the lookup keys of read90 and write100; child is its wall time, start to exit.\n\n"+
 		"| keys | store | status | held | fill | GC CPU live / empty | GC wall live / empty | peak RSS | child | loadavg before | loadavg after |\n"+
 		"|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|\n")
