@@ -16,6 +16,9 @@ import (
 // unfilled rest of the head chunk).
 func checkArenaBound(t *testing.T, what string, a *arena) {
 	t.Helper()
+	if a.strays != 0 { // a record died without arena.gone marking it
+		t.Fatalf("%s: compaction read %d records neither marked dead nor current", what, a.strays)
+	}
 	if a.used > 2*a.live+garbageAllowance+compactStep+largeRecord {
 		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)", what, a.used, a.live, a.held, len(a.chunks))
 	}

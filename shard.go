@@ -287,7 +287,9 @@ func (sh *shard) reset() int {
 // write, delete and expiry of n bytes owes compactRate*n bytes of cleaning;
 // while the shard is overfull (arena.overfull), each lock hold pays up to
 // compactStep of that debt: it picks the chunk with the most garbage, reads
-// its records from a cursor, copies those still current to the head chunk,
+// its records from a cursor, skips those marked dead (arena.gone marks a
+// record's state byte) without looking their keys up, copies the others
+// (current, so each has a slot) to the head chunk,
 // points their slots at the copies, and drops the chunk at its end. So the
 // work under one lock hold is bounded (compactStep bytes, plus one record
 // of at most largeRecord bytes), and it is amortized over the writes that
@@ -341,9 +343,23 @@ func (sh *shard) compact() {
 			continue
 		}
 		b := c.b
+		if b[a.clean] == recDead { // gone: no need to look its key up
+			n := recordLen(b, a.clean)
+			a.clean += n
+			budget -= n
+			continue
+		}
 		e := readRecord(b, a.clean)
 		l := makeLoc(no, c.gen, a.clean)
-		if s := sh.current(e.key, l); s != nil {
+		// A record not marked dead is current (every record that stops
+		// being current goes through arena.gone, but the copies compaction
+		// leaves behind its cursor, which it never reads again): s is
+		// never nil here. The check stays, so that a record is never
+		// copied without its slot, and counts what it finds.
+		s := sh.current(e.key, l)
+		if s == nil {
+			a.strays++
+		} else {
 			c.live -= e.size
 			nl, nb := a.reserve(e.size)
 			copy(nb[nl.off():nl.off()+e.size], b[a.clean:a.clean+e.size])
