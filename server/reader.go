@@ -25,8 +25,11 @@ type reader struct {
 }
 
 const (
-	// readBufSize is a reader's initial buffer.
-	readBufSize = 16 << 10
+	// readBufSize is a reader's initial buffer: what every client holds
+	// while it idles (redcon's Reader, used before, held 4 KiB and a 4 KiB
+	// bufio.Reader), and enough for a pipeline of a hundred small
+	// commands in one read.
+	readBufSize = 4 << 10
 	// renewReaderAt is the buffer size past which a reader's buffer is
 	// replaced once it is empty, to let its grown memory go.
 	renewReaderAt = 1 << 20
