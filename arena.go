@@ -95,15 +95,6 @@ type chunk struct {
 // noChunk stands for no chunk in arena.head and arena.cleaning.
 const noChunk = ^uint32(0)
 
-// garbage is how many of c's bytes compaction would free: all but the live
-// ones, the unfilled tail included once c is sealed (no longer the head).
-func (c *chunk) garbage(head bool) int {
-	if head {
-		return c.used - c.live
-	}
-	return len(c.b) - c.live
-}
-
 // chunkRef is what a reader needs of a chunk: its bytes and generation.
 //
 // The readers' chunk directory is an array of chunkRefs, published (as
@@ -250,20 +241,6 @@ func (e *entry) decode(b []byte, off int) {
 	e.size = i + vlen
 }
 
-// recordLen (under the shard lock) is the size of the record at off in b,
-// read from its header alone.
-func recordLen(b []byte, off int) int {
-	q := b[off:]
-	kf, n := binary.Uvarint(q[1:])
-	i := 1 + n
-	vlen, n := binary.Uvarint(q[i:])
-	i += n
-	if kf&recHasDeadline != 0 {
-		i += 8
-	}
-	return i + int(kf>>1) + int(vlen)
-}
-
 // readRecord decodes the record at off in b.
 func readRecord(b []byte, off int) (e entry) {
 	e.decode(b, off)
@@ -369,10 +346,7 @@ func (a *arena) reserveChunk(n int) (loc, []byte) {
 		a.sp.ask() // for the next one
 	}
 	a.head = a.newChunk(b)
-	c := &a.meta[a.head]
-	c.used = n
-	a.used += n
-	return makeLoc(a.head, c.gen, 0), c.b
+	return a.reserve(n) // the new head has room
 }
 
 // seal retires the head chunk from appends. Its unfilled tail counts as
@@ -482,7 +456,9 @@ func (a *arena) mostGarbage() uint32 {
 	best := noChunk
 	most := 0
 	for _, no := range a.chunks {
-		if g := a.meta[no].garbage(false); no != a.head && g > most {
+		// All but the live bytes of a sealed chunk, its unfilled tail
+		// included.
+		if g := len(a.meta[no].b) - a.meta[no].live; no != a.head && g > most {
 			best, most = no, g
 		}
 	}

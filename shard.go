@@ -343,13 +343,12 @@ func (sh *shard) compact() {
 			continue
 		}
 		b := c.b
+		e := readRecord(b, a.clean)
 		if b[a.clean] == recDead { // gone: no need to look its key up
-			n := recordLen(b, a.clean)
-			a.clean += n
-			budget -= n
+			a.clean += e.size
+			budget -= e.size
 			continue
 		}
-		e := readRecord(b, a.clean)
 		l := makeLoc(no, c.gen, a.clean)
 		// A record not marked dead is current (every record that stops
 		// being current goes through arena.gone, but the copies compaction

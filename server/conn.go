@@ -21,8 +21,8 @@ const flushAt = 64 << 10
 // has sent, runs every complete command in it one by one (parsed in place
 // by its reader) appending each reply to out (encoded by redcon's Append
 // functions), and writes out when that batch is done: replies are in
-// command order and a pipeline costs one read and one write per batch. Fields not marked otherwise belong to that
-// goroutine.
+// command order and a pipeline costs one read and one write per batch.
+// Fields not marked otherwise belong to that goroutine.
 type client struct {
 	s       *Server
 	id      uint64

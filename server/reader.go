@@ -95,6 +95,3 @@ func (r *reader) fill() error {
 	r.end += n
 	return err
 }
-
-// empty reports whether nothing read is left to parse.
-func (r *reader) empty() bool { return r.start == r.end }

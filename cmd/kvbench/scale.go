@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -258,11 +257,16 @@ func median(xs []int64) float64 {
 // the store's figure); the least makes the figure, if anything, too high.
 // ns.
 func gcAttribution(store, empty []int64) (withStore, withoutStore, attributable float64) {
-	withStore, withoutStore = median(store), float64(slices.Min(append([]int64{math.MaxInt64}, empty...)))
-	if len(empty) == 0 {
-		withoutStore = 0
-	}
+	withStore, withoutStore = median(store), least(empty)
 	return withStore, withoutStore, withStore - withoutStore
+}
+
+// least of ns figures, as float64 ns; 0 for none.
+func least(xs []int64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	return float64(slices.Min(xs))
 }
 
 // scaleGCRounds is the forced cycles timed each side of a scale cell: at
@@ -277,7 +281,7 @@ func scaleCellFrom(res workload.ScaleResult) ScaleCell {
 	c.ScanPerEntry = (float64(res.ScanAfter) - float64(res.ScanBefore)) / n
 	s, e, a := gcAttribution(res.GCCPUStore, res.GCCPUEmpty)
 	c.GCCPUStoreMs, c.GCCPUEmptyMs, c.GCCPUAttribMs = s/1e6, e/1e6, a/1e6
-	c.GCWallStoreMs, c.GCWallEmptyMs = median(res.GCWallStore)/1e6, float64(slices.Min(append([]int64{math.MaxInt64}, res.GCWallEmpty...)))/1e6
+	c.GCWallStoreMs, c.GCWallEmptyMs = median(res.GCWallStore)/1e6, least(res.GCWallEmpty)/1e6
 	c.Read90Ns, c.Write100Ns = res.Read90.NsPerOp, res.Write100.NsPerOp
 	c.FillSeconds = res.FillSeconds
 	c.FillP99, c.FillP9999, c.FillMax = float64(res.FillP99), float64(res.FillP9999), float64(res.FillMax)
