@@ -18,9 +18,9 @@
 // keeps its records (key, value and deadline) back to back in a few large
 // pointer-free byte chunks, and indexes them with a directory of small
 // open-addressing tables whose slots hold integers only (extendible
-// hashing: a full table splits in two, copying only itself). The garbage
-// collector so marks one object per chunk or table, never one per entry,
-// and no write copies more than one table. Reads take no lock: they load
+// hashing: a full table splits in two, a few slots per insert as it
+// fills). The garbage collector so marks one object per chunk or table,
+// never one per entry, and no write copies more than one table. Reads take no lock: they load
 // the slot and the chunk with atomic loads and compare the record's
 // deadline with the monotonic clock, which is not read at all for a key
 // without a TTL. A write appends its record under the shard lock and

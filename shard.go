@@ -155,17 +155,17 @@ func appendRecord[V string | []byte](sh *shard, key string, v V, when int64) loc
 // slot. It returns the slot. The slot's timer is untouched.
 func storeRecord[V string | []byte](sh *shard, s *slot, old *entry, key string, h uint64, v V, when int64) *slot {
 	l := appendRecord(sh, key, v, when)
+	d := sh.tab.Load()
 	if s != nil {
-		s.loc.Store(uint64(l)) // publishes the record
+		d.setLoc(s, l) // publishes the record
 		sh.a.gone(old)
 	} else {
 		tag := tagOf(h)
-		d := sh.tab.Load()
 		if nd := d.makeRoom(tag, &sh.sp); nd != d {
 			sh.tab.Store(nd)
 			d = nd
 		}
-		s = d.table(tag).insert(tag, l, 0)
+		s = d.insert(tag, l, 0)
 	}
 	return s
 }
@@ -176,7 +176,7 @@ func (sh *shard) remove(s *slot, e *entry) {
 	if r := s.timer(); r != 0 {
 		sh.w.release(r)
 	}
-	sh.tab.Load().table(s.tag()).remove(s)
+	sh.tab.Load().remove(s)
 	sh.a.gone(e)
 }
 
@@ -188,7 +188,7 @@ func (sh *shard) schedule(s *slot, h uint64, when int64) int64 {
 	if r := s.timer(); r == 0 {
 		r = sh.w.alloc()
 		sh.w.at(r).hash = h
-		s.setTimer(r)
+		sh.tab.Load().setTimer(s, r)
 		start = sh.w.schedule(r, when)
 	} else {
 		start = sh.w.reschedule(r, when)
@@ -204,7 +204,7 @@ func (sh *shard) unschedule(s *slot) {
 	if r := s.timer(); r != 0 {
 		sh.w.cancel(r)
 		sh.w.release(r)
-		s.setTimer(0)
+		sh.tab.Load().setTimer(s, 0)
 	}
 }
 
@@ -362,7 +362,7 @@ func (sh *shard) compact() {
 			c.live -= e.size
 			nl, nb := a.reserve(e.size)
 			copy(nb[nl.off():nl.off()+e.size], b[a.clean:a.clean+e.size])
-			s.loc.Store(uint64(nl))
+			sh.tab.Load().setLoc(s, nl)
 			a.meta[nl.no()].live += e.size // moved: the shard's live bytes stay
 		}
 		a.clean += e.size

@@ -78,7 +78,8 @@ func (s *slot) setTimer(r tref) { s.meta.Store(s.meta.Load()&^0xffffffff | uint6
 type table struct {
 	mask  uint32
 	depth uint8 // how many hash bits below the shard's all its keys share
-	_     [3]byte
+	_     byte
+	pend  uint16 // its pending split's index in directory.pend, plus one; 0: none
 	tomb0 uint64 // slot 0's loc: locTomb
 	// live and used (live plus tombs, the header's two included) are
 	// written only under the shard lock and never read by readers.
@@ -88,6 +89,9 @@ type table struct {
 
 // headerSlots is how many slots the header takes.
 const headerSlots = uint32(unsafe.Sizeof(table{}) / unsafe.Sizeof(slot{}))
+
+// The header must be whole slots, with each tomb word at a slot's loc.
+var _ = [1]struct{}{}[unsafe.Sizeof(table{})%unsafe.Sizeof(slot{})+unsafe.Offsetof(table{}.tomb0)-8+unsafe.Offsetof(table{}.tomb1)-24]
 
 // newTable allocates a table of n slots (a power of two, at least 8), all
 // empty but the header's.
@@ -219,6 +223,9 @@ type directory struct {
 	// power of two below it that a test picks (so that a few hundred keys
 	// split tables).
 	maxSlots int
+	// pend is the shard's pending splits (see split.go), writers' state
+	// that every directory of the shard shares.
+	pend *splits
 }
 
 type dirEntry struct {
@@ -260,7 +267,7 @@ func slotAt(first *slot, i uint32) *slot {
 }
 
 func newDirectory(sbits uint8, maxSlots int) *directory {
-	d := &directory{entries: make([]dirEntry, 1), sbits: sbits, maxSlots: maxSlots}
+	d := &directory{entries: make([]dirEntry, 1), sbits: sbits, maxSlots: maxSlots, pend: &splits{}}
 	d.entries[0].set(newTable(minTableSlots, 0))
 	return d
 }
@@ -277,22 +284,39 @@ func (d *directory) each(fn func(*table)) {
 // makeRoom (under the shard lock) returns a directory in which the table
 // for tag can take one more slot: d itself, if the table is not full or it
 // was rebuilt or split in place, or a new directory (doubled, or with the
-// table grown). It copies at most one table's slots (and, when it makes a
-// new directory, its entries).
+// table grown). A table that is not full but has crossed splitAt starts a
+// split a step at a time (see split.go); one that is full and splitting
+// is replaced by its halves, copying what its steps had not. Other than
+// that it copies at most one table's slots (and, when it makes a new
+// directory, its entries).
 func (d *directory) makeRoom(tag uint32, sp *spares) *directory {
 	i := d.index(tag)
 	t := d.entries[i].t.Load()
+	n := len(t.slots())
+	p := d.pend.of(t)
 	if !t.full() {
+		if p == nil && int(t.used)*16 >= n*splitAt16 && d.splittable(t) && d.pend.room() {
+			d.pend.add(d.newSplit(t, sp))
+		}
 		return d
 	}
-	n := len(t.slots())
+	if p != nil {
+		d.pend.remove(p)
+	}
 	switch {
-	case int(t.live)*8 < n*3: // mostly tombs: rebuild at the same size
+	case int(t.live)*8 < n*3: // mostly tombs: rebuild at the same size (a pending split's halves are dropped)
 	case n < d.maxSlots || t.depth >= d.maxDepth():
 		n *= 2 // small, or as deep as it may go: grow
 	default:
-		if nd := d.split(i, sp); nd != nil {
-			return nd
+		if p == nil {
+			p = d.newSplit(t, sp)
+		}
+		p.step(t.mask + 1)
+		if min(p.lo.live, p.hi.live) >= t.live/8 {
+			if t.depth == d.depth {
+				d, i = d.grown(1), 2*i
+			}
+			return d.replace(i, t, p.lo, p.hi)
 		}
 		// Keys a split would not part (hashes that agree on far more bits
 		// than chance allows): grow. Only this and the depth limit make a
@@ -304,10 +328,100 @@ func (d *directory) makeRoom(tag uint32, sp *spares) *directory {
 	return d.replace(i, t, nt, nil)
 }
 
+// splittable reports whether t, at its size, would be split when full:
+// as big as tables get before they split, not as deep as they may go, and
+// not mostly tombs.
+func (d *directory) splittable(t *table) bool {
+	n := len(t.slots())
+	return n >= d.maxSlots && t.depth < d.maxDepth() && int(t.live)*8 >= n*3
+}
+
+// newSplit starts splitting t: two empty halves one bit deeper, of t's
+// size (sp's, at the split size), nothing copied yet.
+func (d *directory) newSplit(t *table, sp *spares) *pending {
+	n := len(t.slots())
+	p := &pending{old: t, bit: d.splitBit(t)}
+	if n == d.maxSlots {
+		p.lo, p.hi = sp.takeTable(t.depth+1), sp.takeTable(t.depth+1)
+		if keepsSpareTables(d) {
+			sp.ask() // for the next split
+		}
+	}
+	if p.lo == nil {
+		p.lo = newTable(n, t.depth+1)
+	}
+	if p.hi == nil {
+		p.hi = newTable(n, t.depth+1)
+	}
+	return p
+}
+
+// insert (under the shard lock) stores the key of tag at l, with timer r,
+// in its table, and returns its slot: table.insert, and, if the table is
+// splitting, the same in the half when the slot is one already copied,
+// and the split's next step.
+func (d *directory) insert(tag uint32, l loc, r tref) *slot {
+	t := d.table(tag)
+	s := t.insert(tag, l, r)
+	if len(d.pend.list) > 0 {
+		if p := d.pend.of(t); p != nil {
+			if p.copied(s) {
+				p.half(tag).insert(tag, l, r)
+			}
+			p.step(splitStep) // copies s if it was not
+		}
+	}
+	return s
+}
+
+// setLoc (under the shard lock) points slot s at l (publishing the record
+// there), in the half too if its table is splitting and s is copied.
+func (d *directory) setLoc(s *slot, l loc) {
+	if p := d.pendingOf(s); p != nil {
+		p.twin(s, loc(s.loc.Load())).loc.Store(uint64(l))
+	}
+	s.loc.Store(uint64(l)) // publishes the record
+}
+
+// setTimer (under the shard lock) sets slot s's timer, in the half too if
+// its table is splitting and s is copied.
+func (d *directory) setTimer(s *slot, r tref) {
+	if p := d.pendingOf(s); p != nil {
+		p.twin(s, loc(s.loc.Load())).setTimer(r)
+	}
+	s.setTimer(r)
+}
+
+// remove (under the shard lock) empties slot s, in the half too if its
+// table is splitting and s is copied.
+func (d *directory) remove(s *slot) {
+	t := d.table(s.tag())
+	if len(d.pend.list) > 0 {
+		if p := d.pend.of(t); p != nil && p.copied(s) {
+			tw := p.twin(s, loc(s.loc.Load()))
+			p.half(s.tag()).remove(tw)
+		}
+	}
+	t.remove(s)
+}
+
+// pendingOf (under the shard lock) returns the split of s's table if it
+// has one and has copied s. With no split pending in the shard, it reads
+// no table header.
+func (d *directory) pendingOf(s *slot) *pending {
+	if len(d.pend.list) == 0 {
+		return nil
+	}
+	if p := d.pend.of(d.table(s.tag())); p != nil && p.copied(s) {
+		return p
+	}
+	return nil
+}
+
 // grown returns a copy of d with depth+extra bits: each entry repeated
 // 1<<extra times.
 func (d *directory) grown(extra uint8) *directory {
-	nd := &directory{entries: make([]dirEntry, len(d.entries)<<extra), depth: d.depth + extra, sbits: d.sbits, maxSlots: d.maxSlots}
+	nd := &directory{entries: make([]dirEntry, len(d.entries)<<extra), depth: d.depth + extra, sbits: d.sbits, maxSlots: d.maxSlots, pend: d.pend}
 	for k := range nd.entries {
 		nd.entries[k].set(d.entries[k>>extra].t.Load())
 	}
@@ -345,33 +459,4 @@ func (d *directory) replace(i uint32, old, nt, hi *table) *directory {
 // below the t.depth bits its keys share, counting from under the shard bits.
 func (d *directory) splitBit(t *table) uint32 {
 	return uint32(1) << (31 - uint32(d.sbits) - uint32(t.depth))
-}
-
-// split replaces the table of entry i by two tables one bit deeper (sp's,
-// if it has them), in
-// place, or in a doubled directory if the table is as deep as d, and
-// returns the directory; or nil, changing nothing, if either half would
-// get less than an eighth of the keys (then the halves would not both
-// have room).
-func (d *directory) split(i uint32, sp *spares) *directory {
-	t := d.entries[i].t.Load()
-	bit := d.splitBit(t)
-	lo, hi := sp.takeTable(t.depth+1), sp.takeTable(t.depth+1)
-	if lo == nil {
-		lo = newTable(d.maxSlots, t.depth+1)
-	}
-	if hi == nil {
-		hi = newTable(d.maxSlots, t.depth+1)
-	}
-	if keepsSpareTables(d) {
-		sp.ask() // for the next split
-	}
-	t.copyInto(lo, hi, bit)
-	if min(lo.live, hi.live) < t.live/8 {
-		return nil
-	}
-	if t.depth == d.depth {
-		d, i = d.grown(1), 2*i
-	}
-	return d.replace(i, t, lo, hi)
 }

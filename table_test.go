@@ -128,8 +128,67 @@ func (h *tableHarness) check(absent []string) {
 	if live != len(h.model) {
 		h.t.Fatalf("%d live slots, model has %d keys", live, len(h.model))
 	}
+	h.checkSplits()
 	if a := &h.sh.a; a.live != liveBytes || a.used < a.live || a.held < a.used {
 		h.t.Fatalf("arena: live %d used %d held %d, the model's records take %d", a.live, a.used, a.held, liveBytes)
+	}
+}
+
+// checkSplits checks every pending split against its table: the halves
+// hold exactly the table's copied entries (each with its meta, in the half
+// its tag picks) and nothing else, their counts are right, and the table
+// names its split.
+func (h *tableHarness) checkSplits() {
+	h.t.Helper()
+	d := h.sh.tab.Load()
+	for k, p := range d.pend.list {
+		if int(p.old.pend) != k+1 || d.table(p.old.first().tag()) == nil {
+			h.t.Fatalf("split %d: its table says %d", k, p.old.pend)
+		}
+		want := map[loc]uint64{}
+		for i := range p.next {
+			s := &p.old.slots()[i]
+			if l := loc(s.loc.Load()); l != locEmpty && l != locTomb {
+				want[l] = s.meta.Load()
+			}
+		}
+		for _, half := range []*table{p.lo, p.hi} {
+			live, used := 0, 0
+			for i := range half.slots() {
+				s := &half.slots()[i]
+				l := loc(s.loc.Load())
+				if l != locEmpty {
+					used++
+				}
+				if l == locEmpty || l == locTomb {
+					continue
+				}
+				live++
+				m, ok := want[l]
+				if !ok || m != s.meta.Load() {
+					h.t.Fatalf("split %d: a half holds loc %x meta %x; the table's copied slot has meta %x (present %v)", k, l, s.meta.Load(), m, ok)
+				}
+				if (p.half(uint32(m>>32)) == half) != true {
+					h.t.Fatalf("split %d: loc %x in the wrong half", k, l)
+				}
+				delete(want, l)
+			}
+			if live != int(half.live) || used != int(half.used) {
+				h.t.Fatalf("split %d: a half holds %d live, %d used; it says %d, %d", k, live, used, half.live, half.used)
+			}
+		}
+		if len(want) != 0 {
+			h.t.Fatalf("split %d: %d copied entries missing from the halves", k, len(want))
+		}
+	}
+	splitting := 0
+	d.each(func(t *table) {
+		if t.pend != 0 {
+			splitting++
+		}
+	})
+	if splitting != len(d.pend.list) {
+		h.t.Fatalf("%d tables say they are splitting, %d splits pending", splitting, len(d.pend.list))
 	}
 }
 

@@ -1,0 +1,129 @@
+package shardkv
+
+import "unsafe"
+
+// A split a step at a time. Splitting a full table copies its entries, 3072
+// of them at maxTableSlots: 30-100 µs of one write under the shard lock on
+// a 2-core VM, and during a fill to millions of keys the thousands of
+// splits were most of the slowest writes (docs/evidence/split-steps.txt).
+// So a table that reaches splitAt of its slots starts its split early, and
+// the split goes on a step at a time: every insert into the table copies
+// the next splitStep of its slots into the two halves, which are not
+// published, and every change to a slot already copied (an insert into it,
+// a new loc, a new timer, a removal) is made in the halves too. When the
+// table fills, the halves hold exactly its entries, and they replace it in
+// the directory as a split's halves always have (one or two stores, or a
+// doubled directory): no write copies more than splitStep slots for it.
+//
+// The window is long enough: from splitAt to full is maxSlots/16 inserts
+// that take an empty slot, at least, and a split finishes in
+// maxSlots/splitStep inserts. A table that fills before its split is done
+// (it started late, because it was mostly tombs when it crossed splitAt)
+// copies the rest then, as a split always did.
+//
+// Readers never see the halves before they are published: the store that
+// publishes them orders every write to them before it, as for any table.
+// The table being split is the one readers use until then, changed as any
+// table is.
+const (
+	splitAt16 = 11 // a split starts when 11/16 of a table's slots are used
+	splitStep = 32 // the slots of the old table each insert copies
+)
+
+// pending is a table being split: old's slots [0, next) are copied into lo
+// and hi, parted by the tag bit bit.
+type pending struct {
+	old, lo, hi *table
+	bit         uint32
+	next        uint32
+}
+
+// splits is a shard's pending splits (writers only, under the shard
+// lock). A table's header names its pending split by index (table.pend,
+// the index plus one), so the tables stay pointer-free and the halves
+// stay reachable from here.
+type splits struct {
+	list []*pending
+}
+
+// of returns t's pending split, or nil.
+func (ss *splits) of(t *table) *pending {
+	if t.pend == 0 {
+		return nil
+	}
+	return ss.list[t.pend-1]
+}
+
+// room reports whether another split may be pending: table.pend is 16
+// bits, so a shard has at most 65535 (a table that finds no room splits
+// all at once, when it fills).
+func (ss *splits) room() bool { return len(ss.list) < 1<<16-1 }
+
+// add records p as its table's pending split.
+func (ss *splits) add(p *pending) {
+	ss.list = append(ss.list, p)
+	p.old.pend = uint16(len(ss.list))
+}
+
+// remove forgets p.
+func (ss *splits) remove(p *pending) {
+	i := p.old.pend - 1
+	last := ss.list[len(ss.list)-1]
+	ss.list[i], last.old.pend = last, i+1
+	ss.list[len(ss.list)-1] = nil
+	ss.list = ss.list[:len(ss.list)-1]
+	p.old.pend = 0
+}
+
+// half is the half the key of tag goes to.
+func (p *pending) half(tag uint32) *table {
+	if tag&p.bit != 0 {
+		return p.hi
+	}
+	return p.lo
+}
+
+// copied reports whether slot s of the old table has been copied.
+func (p *pending) copied(s *slot) bool {
+	return uint32((uintptr(unsafe.Pointer(s))-uintptr(unsafe.Pointer(p.old.first())))/unsafe.Sizeof(slot{})) < p.next
+}
+
+// step copies up to n more of the old table's slots into the halves.
+func (p *pending) step(n uint32) {
+	old := p.old
+	end := min(p.next+n, old.mask+1)
+	for i := p.next; i < end; i++ {
+		s := slotAt(old.first(), i)
+		if l := loc(s.loc.Load()); l != locEmpty && l != locTomb {
+			m := s.meta.Load()
+			tag := uint32(m >> 32)
+			p.half(tag).insert(tag, l, tref(m))
+		}
+	}
+	p.next = end
+}
+
+// done reports whether every slot of the old table is copied.
+func (p *pending) done() bool { return p.next > p.old.mask }
+
+// twin returns the copy, in a half, of the old table's slot s, which is
+// copied and holds a record (loc l).
+func (p *pending) twin(s *slot, l loc) *slot {
+	tag := s.tag()
+	return p.half(tag).slotOf(tag, l)
+}
+
+// slotOf returns the slot that holds loc l, for a key of tag; it must be
+// there.
+func (t *table) slotOf(tag uint32, l loc) *slot {
+	first := t.first()
+	for i := t.home(tag); ; i = (i + 1) & t.mask {
+		s := slotAt(first, i)
+		switch loc(s.loc.Load()) {
+		case l:
+			return s
+		case locEmpty:
+			panic("shardkv: a copied slot is missing from its split's half")
+		}
+	}
+}
