@@ -119,3 +119,46 @@ func TestNoSparesForSmallShardsOrWithoutReaper(t *testing.T) {
 		}
 	}
 }
+
+// TestRefillerParksAndIsWokenAgain: once shards stop asking, the
+// background goroutine stops polling (refillIdle polls later), and a shard
+// that asks after that wakes it: its spare chunk is made again.
+func TestRefillerParksAndIsWokenAgain(t *testing.T) {
+	s := New(WithShards(1), WithMaxKeys(1<<20))
+	defer s.Close()
+	sh := &s.s.shards[0]
+	n := 0
+	put := func() {
+		if err := s.SetString(fmt.Sprint("key-", n), fmt.Sprintf("%060d", n)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	for n < 20000 {
+		put()
+	}
+	waitSpares(t, sh)
+	if !s.s.prep.polling.Load() {
+		t.Fatal("the refiller is not polling right after a refill")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.s.prep.polling.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the refiller still polls long after the last ask")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Parked: the next chunk takes the spare, and its ask must wake it.
+	chunks := func() int {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return len(sh.a.chunks)
+	}
+	for c := chunks(); chunks() == c; {
+		put()
+	}
+	if c, _ := spareState(sh); c != nil {
+		t.Fatal("the new chunk did not take the spare")
+	}
+	waitSpares(t, sh)
+}
