@@ -6,7 +6,7 @@ import "unsafe"
 // of them at maxTableSlots: 30-100 µs of one write under the shard lock on
 // a 2-core VM, and during a fill to millions of keys the thousands of
 // splits were most of the slowest writes (docs/evidence/split-steps.txt).
-// So a table that reaches splitAt of its slots starts its split early, and
+// So a table that reaches splitAt32/32 of its slots starts its split early, and
 // the split goes on a step at a time: every insert into the table copies
 // the next splitStep of its slots into the two halves, which are not
 // published, and every change to a slot already copied (an insert into it,
@@ -15,9 +15,13 @@ import "unsafe"
 // the directory as a split's halves always have (one or two stores, or a
 // doubled directory): no write copies more than splitStep slots for it.
 //
-// The window is long enough: from splitAt to full is maxSlots/16 inserts
-// that take an empty slot, at least, and a split finishes in
-// maxSlots/splitStep inserts. A table that fills before its split is done
+// The window is long enough: from splitAt32/32 to full (3/4) is n/32
+// inserts that take an empty slot, at least, for a table of n slots, and a
+// split finishes in n/splitStep inserts, a quarter of that. A step of 128
+// slots costs about 4 µs at the median during a 10M-key fill here, 32
+// slots 2.9 µs and 512 slots 11 µs (docs/evidence/split-steps.txt): the
+// halves' cache lines are cold, and a longer step lets the prefetcher
+// stream them. A table that fills before its split is done
 // (it started late, because it was mostly tombs when it crossed splitAt)
 // copies the rest then, as a split always did.
 //
@@ -26,8 +30,8 @@ import "unsafe"
 // The table being split is the one readers use until then, changed as any
 // table is.
 const (
-	splitAt16 = 11 // a split starts when 11/16 of a table's slots are used
-	splitStep = 32 // the slots of the old table each insert copies
+	splitAt32 = 23  // a split starts when 23/32 of a table's slots are used
+	splitStep = 128 // the slots of the old table each insert copies
 )
 
 // pending is a table being split: old's slots [0, next) are copied into lo
@@ -97,7 +101,7 @@ func (p *pending) step(n uint32) {
 		if l := loc(s.loc.Load()); l != locEmpty && l != locTomb {
 			m := s.meta.Load()
 			tag := uint32(m >> 32)
-			p.half(tag).insert(tag, l, tref(m))
+			p.half(tag).put(tag, l, tref(m))
 		}
 	}
 	p.next = end
@@ -111,6 +115,29 @@ func (p *pending) done() bool { return p.next > p.old.mask }
 func (p *pending) twin(s *slot, l loc) *slot {
 	tag := s.tag()
 	return p.half(tag).slotOf(tag, l)
+}
+
+// put is insert for a table no reader can see yet (a split's half): the
+// same slot, written with plain stores (see slot.set; the store that
+// publishes the table orders them before any reader's loads).
+func (t *table) put(tag uint32, l loc, r tref) {
+	first := t.first()
+	for i := t.home(tag); ; i = (i + 1) & t.mask {
+		s := slotAt(first, i)
+		switch loc(*(*uint64)(unsafe.Pointer(&s.loc))) {
+		case locEmpty:
+			t.used++
+		case locTomb:
+			if i < headerSlots {
+				continue
+			}
+		default:
+			continue
+		}
+		s.set(uint64(tag)<<32|uint64(r), l)
+		t.live++
+		return
+	}
 }
 
 // slotOf returns the slot that holds loc l, for a key of tag; it must be

@@ -284,7 +284,7 @@ func (d *directory) each(fn func(*table)) {
 // makeRoom (under the shard lock) returns a directory in which the table
 // for tag can take one more slot: d itself, if the table is not full or it
 // was rebuilt or split in place, or a new directory (doubled, or with the
-// table grown). A table that is not full but has crossed splitAt starts a
+// table grown). A table that is not full but has crossed splitAt32 starts a
 // split a step at a time (see split.go); one that is full and splitting
 // is replaced by its halves, copying what its steps had not. Other than
 // that it copies at most one table's slots (and, when it makes a new
@@ -295,7 +295,7 @@ func (d *directory) makeRoom(tag uint32, sp *spares) *directory {
 	n := len(t.slots())
 	p := d.pend.of(t)
 	if !t.full() {
-		if p == nil && int(t.used)*16 >= n*splitAt16 && d.splittable(t) && d.pend.room() {
+		if p == nil && int(t.used)*32 >= n*splitAt32 && d.splittable(t) && d.pend.room() {
 			d.pend.add(d.newSplit(t, sp))
 		}
 		return d
@@ -366,7 +366,7 @@ func (d *directory) insert(tag uint32, l loc, r tref) *slot {
 	if len(d.pend.list) > 0 {
 		if p := d.pend.of(t); p != nil {
 			if p.copied(s) {
-				p.half(tag).insert(tag, l, r)
+				p.half(tag).put(tag, l, r)
 			}
 			p.step(splitStep) // copies s if it was not
 		}
