@@ -35,8 +35,7 @@ func TestFillProbe(t *testing.T) {
 		d := sh.tab.Load()
 		tb := d.table(tagOf(h))
 		head, chunks := sh.a.head, len(sh.a.chunks)
-		p := d.pend.of(tb)
-		stepping := p != nil && !p.done()
+		stepping := d.pend.of(tb) != nil && !d.pend.of(tb).done() // splitsteps: a commit before them has no d.pend
 		spareChunk := sh.sp.chunk != nil
 		t0 := time.Now()
 		if err := s.Set(k, v); err != nil {
