@@ -55,9 +55,14 @@ type refills struct {
 }
 
 // How the background goroutine polls for refills once asked.
+// A shard asks at most every few hundred thousand writes of the store (a
+// chunk of 256 KiB, or a table's split, spread over 64 shards), and a
+// spare need only be ready by its shard's next ask: polling more often
+// would only wake the goroutine for nothing, taking a CPU from the
+// writers and readers on a small machine.
 const (
-	refillPoll = time.Millisecond
-	refillIdle = 64 // polls with no ask before it parks again
+	refillPoll = 10 * time.Millisecond
+	refillIdle = 16 // polls with no ask before it parks again
 )
 
 // Who keeps spares: shards holding at least spareMinChunks chunks, for a
