@@ -9,8 +9,7 @@ import (
 // reap is the store's one background goroutine. It sleeps until the
 // earliest due tick of any shard's wheel, reclaims what is due, and sleeps
 // again; with no TTL entry anywhere it sleeps until a writer wakes it. A
-// shard that asks for spare memory wakes it too, and then it polls for
-// more asks while they keep coming (see refills). It
+// shard that asks for spare memory wakes it too (see spares). It
 // reads each shard's due tick without locking and locks only shards with
 // work, in reclaimBudget-sized holds.
 func (s *store) reap() {
@@ -18,16 +17,7 @@ func (s *store) reap() {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	defer t.Stop()
-	idle := 0 // polls for refills with nothing asked (see refills)
 	for {
-		if s.prep != nil && s.prep.polling.Load() {
-			if s.refillAll() {
-				idle = 0
-			} else if idle++; idle >= refillIdle {
-				s.prep.polling.Store(false)
-				s.refillAll() // an ask that saw polling still set
-			}
-		}
 		// noTick first: a writer that schedules a slot while we look at
 		// the shards below then finds nextWake above its slot and signals.
 		s.nextWake.Store(noTick)
@@ -44,29 +34,16 @@ func (s *store) reap() {
 		}
 		lowerTo(&s.nextWake, next)
 		var fired <-chan time.Time
-		wait := time.Duration(-1)
 		if next != noTick {
-			wait = time.Duration(max(tickTime(next)-s.now(), 0))
-		}
-		if s.prep != nil && s.prep.polling.Load() && (wait < 0 || wait > refillPoll) {
-			wait = refillPoll
-		}
-		if wait >= 0 {
-			t.Reset(wait)
+			t.Reset(time.Duration(max(tickTime(next)-s.now(), 0)))
 			fired = t.C
-		}
-		var prep chan struct{}
-		if s.prep != nil {
-			prep = s.prep.ch
 		}
 		select {
 		case <-fired:
 		case <-s.wake:
 			t.Stop()
-		case <-prep:
+		case <-s.prep:
 			t.Stop()
-			s.prep.polling.Store(true)
-			idle = 0
 			s.refillAll()
 		case <-s.done:
 			return

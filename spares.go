@@ -2,7 +2,6 @@ package shardkv
 
 import (
 	"sync/atomic"
-	"time"
 	"unsafe"
 )
 
@@ -33,37 +32,8 @@ type spares struct {
 	// read and cleared by the refill without it, so that a refill passes
 	// the shards that did not ask without taking their locks.
 	want   atomic.Bool
-	signal *refills
+	signal chan struct{}
 }
-
-// refills is how shards ask the store's background goroutine for spare
-// memory. Waking a goroutine parked on a channel cost the writer that did
-// it 4 µs at the median and 45 µs at the 90th percentile of the chunk
-// switches of a 10M-key fill on a 2-core VM (the futex and the other CPU's
-// wake-up: docs/evidence/split-steps.txt), so a writer wakes it only when
-// it is parked: once it has been asked, it polls (every refillPoll, while
-// any shard asked in the last refillIdle polls) and writers only set their
-// want flags.
-type refills struct {
-	ch chan struct{}
-	// polling says the goroutine polls, so writers need not wake it. It is
-	// cleared before the goroutine's last look at the want flags, and a
-	// writer sets its flag before it reads polling (both sequentially
-	// consistent): so a writer either is seen by that look or sees polling
-	// cleared and wakes the goroutine. No ask is lost.
-	polling atomic.Bool
-}
-
-// How the background goroutine polls for refills once asked.
-// A shard asks at most every few hundred thousand writes of the store (a
-// chunk of 256 KiB, or a table's split, spread over 64 shards), and a
-// spare need only be ready by its shard's next ask: polling more often
-// would only wake the goroutine for nothing, taking a CPU from the
-// writers and readers on a small machine.
-const (
-	refillPoll = 10 * time.Millisecond
-	refillIdle = 16 // polls with no ask before it parks again
-)
 
 // Who keeps spares: shards holding at least spareMinChunks chunks, for a
 // chunk; shards whose directory is at least spareMinDepth deep, for tables.
@@ -84,11 +54,8 @@ func (sp *spares) ask() {
 		return
 	}
 	sp.want.Store(true)
-	if sp.signal.polling.Load() {
-		return
-	}
 	select {
-	case sp.signal.ch <- struct{}{}:
+	case sp.signal <- struct{}{}:
 	default: // a refill is already pending
 	}
 }
@@ -146,18 +113,17 @@ func touch(b []byte) {
 	}
 }
 
-// refill makes what sh's writers asked for and installs it, and reports
-// whether they asked. It allocates with the lock released, so a writer
-// waits at most for the install.
-func (s *store) refill(sh *shard) bool {
+// refill makes what sh's writers asked for and installs it. It allocates
+// with the lock released, so a writer waits at most for the install.
+func (s *store) refill(sh *shard) {
 	sp := &sh.sp
 	if !sp.want.Swap(false) {
-		return false
+		return
 	}
 	sh.mu.Lock()
 	if s.closed.Load() {
 		sh.mu.Unlock()
-		return true
+		return
 	}
 	chunkSize := 0
 	if sp.chunk == nil && keepsSpareChunk(&sh.a) {
@@ -170,7 +136,7 @@ func (s *store) refill(sh *shard) bool {
 	}
 	sh.mu.Unlock()
 	if chunkSize == 0 && tables == 0 {
-		return true
+		return
 	}
 
 	var b []byte
@@ -196,19 +162,14 @@ func (s *store) refill(sh *shard) bool {
 		}
 	}
 	sh.mu.Unlock()
-	return true
 }
 
-// refillAll refills every shard that asked, and reports whether any did.
-func (s *store) refillAll() bool {
-	asked := false
+// refillAll refills every shard that asked.
+func (s *store) refillAll() {
 	for i := range s.shards {
 		if s.closed.Load() {
-			return asked
+			return
 		}
-		if s.refill(&s.shards[i]) {
-			asked = true
-		}
+		s.refill(&s.shards[i])
 	}
-	return asked
 }

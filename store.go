@@ -64,7 +64,7 @@ type store struct {
 	life   sync.Mutex // orders Close against starting a watcher goroutine
 	done   chan struct{}
 	wake   chan struct{}
-	prep   *refills // shards asking for spare memory (see spares); nil without a reaper
+	prep   chan struct{} // shards asking for spare memory (see spares); nil without a reaper
 	wg     sync.WaitGroup
 	// stopFeed ends the stream of a WatchBackend's changes (see feed),
 	// which closes fed once it has published its last event; both nil
@@ -91,7 +91,7 @@ func New(opts ...Option) *Store {
 		wake:         make(chan struct{}, 1),
 	}
 	if !o.noReaper {
-		s.prep = &refills{ch: make(chan struct{}, 1)}
+		s.prep = make(chan struct{}, 1)
 	}
 	for i := range s.shards {
 		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String, s.prep, o.tableSlots)
