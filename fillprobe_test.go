@@ -75,10 +75,8 @@ func TestFillProbe(t *testing.T) {
 	for _, k := range names {
 		v := kinds[k]
 		slices.Sort(v)
-		above := len(v) - slices.IndexFunc(v, func(d time.Duration) bool { return d >= p9999 })
-		if above > len(v) {
-			above = 0
-		}
+		first, _ := slices.BinarySearch(v, p9999)
+		above := len(v) - first
 		fmt.Printf("  %-32s %8d Sets: p50 %9v  p99 %9v  max %9v  at or above the p99.99: %d\n", k, len(v), v[len(v)/2], v[len(v)*99/100], v[len(v)-1], above)
 	}
 }

@@ -3,9 +3,10 @@ package shardkv
 import "unsafe"
 
 // A split a step at a time. Splitting a full table copies its entries, 3072
-// of them at maxTableSlots: 30-100 µs of one write under the shard lock on
-// a 2-core VM, and during a fill to millions of keys the thousands of
-// splits were most of the slowest writes (docs/evidence/split-steps.txt).
+// of them at maxTableSlots: 73-79 µs at the median, one write under the
+// shard lock, during a 10M-key fill on a 2-core VM, and the thousands of
+// splits of such a fill were most of its slowest writes
+// (docs/evidence/split-steps.txt).
 // So a table that reaches splitAt32/32 of its slots starts its split early, and
 // the split goes on a step at a time: every insert into the table copies
 // the next splitStep of its slots into the two halves, which are not
@@ -121,23 +122,7 @@ func (p *pending) twin(s *slot, l loc) *slot {
 // same slot, written with plain stores (see slot.set; the store that
 // publishes the table orders them before any reader's loads).
 func (t *table) put(tag uint32, l loc, r tref) {
-	first := t.first()
-	for i := t.home(tag); ; i = (i + 1) & t.mask {
-		s := slotAt(first, i)
-		switch loc(*(*uint64)(unsafe.Pointer(&s.loc))) {
-		case locEmpty:
-			t.used++
-		case locTomb:
-			if i < headerSlots {
-				continue
-			}
-		default:
-			continue
-		}
-		s.set(uint64(tag)<<32|uint64(r), l)
-		t.live++
-		return
-	}
+	t.claim(tag).set(uint64(tag)<<32|uint64(r), l)
 }
 
 // slotOf returns the slot that holds loc l, for a key of tag; it must be

@@ -122,9 +122,18 @@ func (t *table) home(tag uint32) uint32 { return tag & t.mask }
 func (t *table) full() bool { return (int(t.used)+1)*4 > len(t.slots())*3 }
 
 // insert (under the shard lock) stores the key of tag at l, and returns its
-// slot. The key must be absent. It reuses the first tomb of the probe (not
-// the header's), or takes an empty slot; the table must not be full.
+// slot. The key must be absent; the table must not be full.
 func (t *table) insert(tag uint32, l loc, r tref) *slot {
+	s := t.claim(tag)
+	s.meta.Store(uint64(tag)<<32 | uint64(r))
+	s.loc.Store(uint64(l)) // publishes the slot (and meta before it)
+	return s
+}
+
+// claim (under the shard lock) returns the slot a new key of tag takes, and
+// counts it: the first tomb of the probe (not the header's), or the empty
+// slot that ends it. The caller writes the slot.
+func (t *table) claim(tag uint32) *slot {
 	first := t.first()
 	for i := t.home(tag); ; i = (i + 1) & t.mask {
 		s := slotAt(first, i)
@@ -138,8 +147,6 @@ func (t *table) insert(tag uint32, l loc, r tref) *slot {
 		default:
 			continue
 		}
-		s.meta.Store(uint64(tag)<<32 | uint64(r))
-		s.loc.Store(uint64(l)) // publishes the slot (and meta before it)
 		t.live++
 		return s
 	}
@@ -395,14 +402,10 @@ func (d *directory) setTimer(s *slot, r tref) {
 // remove (under the shard lock) empties slot s, in the half too if its
 // table is splitting and s is copied.
 func (d *directory) remove(s *slot) {
-	t := d.table(s.tag())
-	if len(d.pend.list) > 0 {
-		if p := d.pend.of(t); p != nil && p.copied(s) {
-			tw := p.twin(s, loc(s.loc.Load()))
-			p.half(s.tag()).remove(tw)
-		}
+	if p := d.pendingOf(s); p != nil {
+		p.half(s.tag()).remove(p.twin(s, loc(s.loc.Load())))
 	}
-	t.remove(s)
+	d.table(s.tag()).remove(s)
 }
 
 // pendingOf (under the shard lock) returns the split of s's table if it

@@ -142,7 +142,7 @@ func (h *tableHarness) checkSplits() {
 	h.t.Helper()
 	d := h.sh.tab.Load()
 	for k, p := range d.pend.list {
-		if int(p.old.pend) != k+1 || d.table(p.old.first().tag()) == nil {
+		if int(p.old.pend) != k+1 {
 			h.t.Fatalf("split %d: its table says %d", k, p.old.pend)
 		}
 		want := map[loc]uint64{}
@@ -168,7 +168,7 @@ func (h *tableHarness) checkSplits() {
 				if !ok || m != s.meta.Load() {
 					h.t.Fatalf("split %d: a half holds loc %x meta %x; the table's copied slot has meta %x (present %v)", k, l, s.meta.Load(), m, ok)
 				}
-				if (p.half(uint32(m>>32)) == half) != true {
+				if p.half(uint32(m>>32)) != half {
 					h.t.Fatalf("split %d: loc %x in the wrong half", k, l)
 				}
 				delete(want, l)
@@ -490,4 +490,59 @@ func (sh *shard) depth() uint8 {
 func isValueOf(v, k string) bool {
 	_, rest, ok := strings.Cut(v, ":")
 	return ok && strings.HasPrefix(rest, k) && strings.Trim(rest[len(k):], "x") == ""
+}
+
+// TestSplitStepsKeepHalvesInStep drives one table through a split a step at
+// a time and checks the shard (checkSplits among the rest) after every
+// operation on its keys: inserts, overwrites (a new loc) and deletes of
+// keys already copied and not yet copied, until the halves replace the
+// table. It fails unless it saw the split part copied, so the checks ran
+// on the states between steps, not only before and after.
+func TestSplitStepsKeepHalvesInStep(t *testing.T) {
+	h := newTableHarness(t, xxhashString)
+	h.vmax = 8
+	var p *pending
+	for i := 0; p == nil; i++ {
+		h.put(fmt.Sprint("fill", i))
+		if l := h.sh.tab.Load().pend.list; len(l) > 0 {
+			p = l[0]
+		}
+	}
+	// Keys of the splitting table, by the tag that picks it.
+	of := func(k string) bool { return h.sh.tab.Load().table(tagOf(h.hash(k))) == p.old }
+	var mine []string
+	for k := range h.model {
+		if of(k) {
+			mine = append(mine, k)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	partial, ops := 0, 0
+	for i := 0; p.old.pend != 0; i++ {
+		if k := fmt.Sprint("new", i); of(k) {
+			h.put(k)
+			mine = append(mine, k)
+			ops++
+		}
+		if i%3 == 0 && len(mine) > 0 { // an overwrite and a delete of the table's keys
+			h.put(mine[rng.IntN(len(mine))])
+			j := rng.IntN(len(mine))
+			h.del(mine[j])
+			mine[j] = mine[len(mine)-1]
+			mine = mine[:len(mine)-1]
+			ops += 2
+		}
+		if p.next > 0 && !p.done() {
+			partial++
+		}
+		h.check(nil)
+	}
+	if partial == 0 || ops < 10 {
+		t.Fatalf("the split was never seen part copied (%d checks), %d operations on its keys", partial, ops)
+	}
+	h.sh.tab.Load().each(func(tb *table) {
+		if tb == p.old {
+			t.Fatal("the split table is still in the directory")
+		}
+	})
 }
