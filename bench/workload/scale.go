@@ -22,7 +22,13 @@ type ScaleConfig struct {
 	GCRounds   int           // forced GC cycles timed with and without the store (each at least 1)
 	Cell       time.Duration // how long read90 and write100 each run
 	Goroutines int           // goroutines of read90 and write100
+	// StallLimit caps the spin that measures the fill's stall floor (0:
+	// DefaultStallLimit); past it the floor is scaled to the fill's length.
+	StallLimit time.Duration
 }
+
+// DefaultStallLimit is the longest MeasureScale spins for the fill's floor.
+const DefaultStallLimit = 15 * time.Second
 
 // ScaleResult is what MeasureScale measured, raw: the arithmetic (medians,
 // differences, per-entry figures) is the caller's, so that what is derived
@@ -64,6 +70,12 @@ type ScaleResult struct {
 	FillP999    int64   `json:"fill_p999_ns"`
 	FillP9999   int64   `json:"fill_p9999_ns"`
 	FillMax     int64   `json:"fill_max_ns"`
+	// FillTimedNs is the sum of the fill's Set times: how long the clock
+	// was timing a Set. FillFloor is the machine's own floor under the
+	// fill's p99.99 and max (MeasureStallFloor for that long, at most
+	// StallLimit), measured after the fill with nothing running.
+	FillTimedNs int64      `json:"fill_timed_ns"`
+	FillFloor   StallFloor `json:"fill_floor"`
 	// Read90 and Write100: the workloads of the main matrix on the filled
 	// store, Goroutines goroutines for Cell each (after the memory and GC
 	// figures, with the lookup keys then built).
@@ -72,6 +84,9 @@ type ScaleResult struct {
 	// GetUnderWriter: RunGetLatency for Cell, one reader timing every Get
 	// while one writer overwrites random keys flat out (last).
 	GetUnderWriter GetLatency `json:"get_under_writer"`
+	// GetFloor is the machine's floor under its p99.99 and max: a spin as
+	// long as the reader ran, right after it, the writer stopped.
+	GetFloor StallFloor `json:"get_floor"`
 	// PeakRSS is the process's peak resident set in bytes, set by the
 	// caller (kvbench's child reads /proc/self/status); 0: unknown.
 	PeakRSS uint64 `json:"peak_rss_bytes,omitempty"`
@@ -109,11 +124,12 @@ func gcRounds(rounds int) (cpu, wall []int64) {
 //  1. GC: 3*cfg.GCRounds forced cycles with nothing of the store built;
 //  2. the heap baseline (after runtime.GC);
 //  3. the fill: one goroutine Sets every key once, timing each Set;
-//  4. the heap after two runtime.GC, the store live;
+//  4. the heap after two runtime.GC, the store live, then the fill's
+//     stall floor (MeasureStallFloor);
 //  5. GC: cfg.GCRounds forced cycles with the store live;
 //  6. read90 and write100, cfg.Goroutines goroutines for cfg.Cell each;
 //  7. Get's service time under a writer (RunGetLatency, one reader, for
-//     cfg.Cell).
+//     cfg.Cell), and its stall floor.
 //
 // It is meant to run alone in its process (kvbench runs each in a child
 // process), so that no other store's heap, and no garbage left by one, is
@@ -159,6 +175,7 @@ func MeasureScale(spec stores.Spec, cfg ScaleConfig) (ScaleResult, error) {
 		ok := s.Set(k, v)
 		b := time.Since(t0).Nanoseconds()
 		record(hist, b-a)
+		res.FillTimedNs += b - a
 		if !ok {
 			res.Dropped++
 		}
@@ -201,6 +218,13 @@ func MeasureScale(spec stores.Spec, cfg ScaleConfig) (ScaleResult, error) {
 	runtime.GC()
 	runtime.GC()
 	res.HeapAfter, res.ScanAfter, _ = readMem()
+	// No GC cycle is running now (runtime.GC returns when one has ended)
+	// and the spin allocates nothing, so what it sees is the machine's.
+	limit := cfg.StallLimit
+	if limit <= 0 {
+		limit = DefaultStallLimit
+	}
+	res.FillFloor = MeasureStallFloor(time.Duration(res.FillTimedNs), res.FillSets, limit)
 	res.GCCPUStore, res.GCWallStore = gcRounds(cfg.GCRounds)
 
 	ks := NewKeyspaceWidth(cfg.Keys, width)
@@ -217,6 +241,7 @@ func MeasureScale(spec stores.Spec, cfg ScaleConfig) (ScaleResult, error) {
 		*c.out = cellResult(RunFor(cell, g, cfg.Cell))
 	}
 	res.GetUnderWriter = RunGetLatency(env, GetLatencyConfig{Readers: 1, Duration: cfg.Cell})
+	res.GetFloor = MeasureStallFloor(res.GetUnderWriter.Elapsed, res.GetUnderWriter.Gets, cfg.Cell)
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(hist)
 	return res, nil

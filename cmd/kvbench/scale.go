@@ -223,7 +223,14 @@ type ScaleCell struct {
 	// overwrites random keys (workload.RunGetLatency, for the cell time), ns.
 	GetP9999 float64 `json:"get_under_writer_p9999_ns,omitempty"`
 	GetMax   float64 `json:"get_under_writer_max_ns,omitempty"`
-	Held     int     `json:"held"`
+	// The machine's own floor under those four (workload.StallFloor): a
+	// spin loop as long as the fill's Sets (or the reader's Gets) were
+	// timed, its gap at the p99.99's rank and its longest gap, ns.
+	FillFloorP9999 float64 `json:"fill_stall_floor_p9999_ns,omitempty"`
+	FillFloorMax   float64 `json:"fill_stall_floor_max_ns,omitempty"`
+	GetFloorP9999  float64 `json:"get_stall_floor_p9999_ns,omitempty"`
+	GetFloorMax    float64 `json:"get_stall_floor_max_ns,omitempty"`
+	Held           int     `json:"held"`
 	// The child process: its peak RSS (VmHWM; everything: runtime, store,
 	// the lookup keys of read90/write100), wall time, and /proc/loadavg
 	// right before it started and right after it ended.
@@ -286,6 +293,8 @@ func scaleCellFrom(res workload.ScaleResult) ScaleCell {
 	c.FillSeconds = res.FillSeconds
 	c.FillP99, c.FillP9999, c.FillMax = float64(res.FillP99), float64(res.FillP9999), float64(res.FillMax)
 	c.GetP9999, c.GetMax = float64(res.GetUnderWriter.P9999), float64(res.GetUnderWriter.Max)
+	c.FillFloorP9999, c.FillFloorMax = float64(res.FillFloor.P9999), float64(res.FillFloor.Max)
+	c.GetFloorP9999, c.GetFloorMax = float64(res.GetFloor.P9999), float64(res.GetFloor.Max)
 	return c
 }
 

@@ -173,6 +173,8 @@ func TestFloor(t *testing.T) {
 		{Store: noopName, Keys: 1000, Status: "ok", FillP9999: 1000, FillMax: 2e6, Read90Ns: 10},
 		{Store: "otter", Keys: 1000, Status: "ok", FillP9999: 50_000, FillMax: 3e6, Read90Ns: 15, GCCPUAttribMs: -0.5},
 		{Store: "bigcache", Keys: 1000, Status: "skipped", Reason: "would not fit"},
+		// Above the noop's, but within 2x of its own stall floor.
+		{Store: "shardkv", Keys: 1000, Status: "ok", FillP9999: 50_000, FillFloorP9999: 30_000, FillMax: 5e6, FillFloorMax: 2e6},
 	}}
 	var p9999, fmax, read90, gc scaleMetric
 	for _, m := range scaleMetrics {
@@ -194,6 +196,7 @@ func TestFloor(t *testing.T) {
 		{p9999, "otter", "50.0 µs"}, {fmax, "otter", "(3.0 ms)"}, {fmax, noopName, "2.0 ms"},
 		{read90, "otter", "15 ns"}, // ns/op is not floored: the noop row is the harness's cost, shown beside it
 		{gc, "otter", "≈ 0"}, {fmax, "bigcache", "skipped"}, {fmax, "xsync", "—"},
+		{p9999, "shardkv", "(50.0 µs)"}, {fmax, "shardkv", "5.0 ms"},
 	} {
 		if got := rep.fmtScale(c.m, c.store, 1000); got != c.want {
 			t.Errorf("%s of %s = %q, want %q", c.m.title, c.store, got, c.want)
@@ -310,6 +313,10 @@ func TestScaleChild(t *testing.T) {
 		// into 256 segments.
 		if c.Store != noopName && (c.Held < c.Keys*99/100 || c.HeapPerEntry < 76 || c.Read90Ns <= 0 || c.Write100Ns <= 0) {
 			t.Errorf("%s %d: held %d, %.0f B/entry, read90 %.0f ns, write100 %.0f ns", c.Store, c.Keys, c.Held, c.HeapPerEntry, c.Read90Ns, c.Write100Ns)
+		}
+		if f := c.Raw.FillFloor; f.Ops != int64(c.Keys) || f.SpinSeconds <= 0 || f.Rank <= 0 || c.Raw.FillTimedNs <= 0 ||
+			c.Raw.GetFloor.Ops != c.Raw.GetUnderWriter.Gets || c.Raw.GetFloor.SpinSeconds <= 0 {
+			t.Errorf("%s %d: stall floors not measured: fill %+v, get %+v", c.Store, c.Keys, f, c.Raw.GetFloor)
 		}
 		if c.Store == noopName && c.Held != 0 {
 			t.Errorf("noop holds %d", c.Held)
