@@ -22,13 +22,11 @@ type ScaleConfig struct {
 	GCRounds   int           // forced GC cycles timed with and without the store (each at least 1)
 	Cell       time.Duration // how long read90 and write100 each run
 	Goroutines int           // goroutines of read90 and write100
-	// StallLimit caps the spin that measures the fill's stall floor (0:
-	// DefaultStallLimit); past it the floor is scaled to the fill's length.
-	StallLimit time.Duration
 }
 
-// DefaultStallLimit is the longest MeasureScale spins for the fill's floor.
-const DefaultStallLimit = 15 * time.Second
+// fillStallLimit is the longest MeasureScale spins for the fill's stall
+// floor; past it the floor is scaled to the fill's length.
+const fillStallLimit = 15 * time.Second
 
 // ScaleResult is what MeasureScale measured, raw: the arithmetic (medians,
 // differences, per-entry figures) is the caller's, so that what is derived
@@ -73,7 +71,7 @@ type ScaleResult struct {
 	// FillTimedNs is the sum of the fill's Set times: how long the clock
 	// was timing a Set. FillFloor is the machine's own floor under the
 	// fill's p99.99 and max (MeasureStallFloor for that long, at most
-	// StallLimit), measured after the fill with nothing running.
+	// fillStallLimit), measured after the fill with nothing running.
 	FillTimedNs int64      `json:"fill_timed_ns"`
 	FillFloor   StallFloor `json:"fill_floor"`
 	// Read90 and Write100: the workloads of the main matrix on the filled
@@ -220,11 +218,7 @@ func MeasureScale(spec stores.Spec, cfg ScaleConfig) (ScaleResult, error) {
 	res.HeapAfter, res.ScanAfter, _ = readMem()
 	// No GC cycle is running now (runtime.GC returns when one has ended)
 	// and the spin allocates nothing, so what it sees is the machine's.
-	limit := cfg.StallLimit
-	if limit <= 0 {
-		limit = DefaultStallLimit
-	}
-	res.FillFloor = MeasureStallFloor(time.Duration(res.FillTimedNs), res.FillSets, limit)
+	res.FillFloor = MeasureStallFloor(time.Duration(res.FillTimedNs), res.FillSets, fillStallLimit)
 	res.GCCPUStore, res.GCWallStore = gcRounds(cfg.GCRounds)
 
 	ks := NewKeyspaceWidth(cfg.Keys, width)

@@ -9,8 +9,9 @@ import (
 
 // StallFloor is what the machine alone does to a tail percentile: on a
 // shared VM a thread that only reads the clock still loses the CPU now and
-// then (on the 2-core machines here, a 12 s spin loop saw about 1,800 gaps
-// over 50 µs and 30 over 1 ms: docs/bench/raw/stallprobe.txt), and any
+// then (on the 2-core machines here, a 12 s spin saw 8,700 to 12,800
+// gaps over 20 µs and up to 40 over 1 ms: docs/bench/raw/stallprobe.txt,
+// from bench/stallprobe), and any
 // operation being timed at that moment takes the gap in its time. Those
 // stalls come at a rate per second, not per operation, so a p99.99 over a
 // long run (a 10M-key fill that takes 12 s) holds many more of them than

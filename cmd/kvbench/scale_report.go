@@ -13,10 +13,10 @@ type scaleMetric struct {
 	unit  string // the panel's y label
 	// value is the figure of an ok cell; ok false where there is none.
 	value func(c ScaleCell) (v float64, ok bool)
-	// floored: figures less than floorFactor× the floor are bracketed:
-	// the noop's, or the cell's own stall floor (stall), the larger.
-	floored bool
-	stall   func(c ScaleCell) float64
+	// stall, for a tail figure, is the cell's own stall floor: a figure
+	// less than floorFactor× the larger of it and the noop row's figure
+	// is bracketed. nil: the figure is not floored.
+	stall func(c ScaleCell) float64
 	// logY: the panel's y axis is logarithmic (only positive values drawn).
 	logY bool
 	// ns: the values are nanoseconds (formatted as durations).
@@ -34,16 +34,16 @@ var scaleMetrics = []scaleMetric{
 		value: func(c ScaleCell) (float64, bool) { return c.HeapPerEntry, true }},
 	{title: "GC CPU per forced cycle attributable to the store", unit: "CPU per cycle (log)", ns: true, logY: true, noFloorRow: true,
 		value: func(c ScaleCell) (float64, bool) { return c.GCCPUAttribMs * 1e6, true }},
-	{title: "fill: Set p99.99", unit: "latency (log)", ns: true, logY: true, floored: true,
+	{title: "fill: Set p99.99", unit: "latency (log)", ns: true, logY: true,
 		value: func(c ScaleCell) (float64, bool) { return c.FillP9999, c.FillP9999 > 0 },
 		stall: func(c ScaleCell) float64 { return c.FillFloorP9999 }},
-	{title: "fill: Set max", unit: "latency (log)", ns: true, logY: true, floored: true,
+	{title: "fill: Set max", unit: "latency (log)", ns: true, logY: true,
 		value: func(c ScaleCell) (float64, bool) { return c.FillMax, c.FillMax > 0 },
 		stall: func(c ScaleCell) float64 { return c.FillFloorMax }},
-	{title: "Get p99.99 under a writer", unit: "latency (log)", ns: true, logY: true, floored: true,
+	{title: "Get p99.99 under a writer", unit: "latency (log)", ns: true, logY: true,
 		value: func(c ScaleCell) (float64, bool) { return c.GetP9999, c.GetP9999 > 0 },
 		stall: func(c ScaleCell) float64 { return c.GetFloorP9999 }},
-	{title: "Get max under a writer", unit: "latency (log)", ns: true, logY: true, floored: true,
+	{title: "Get max under a writer", unit: "latency (log)", ns: true, logY: true,
 		value: func(c ScaleCell) (float64, bool) { return c.GetMax, c.GetMax > 0 },
 		stall: func(c ScaleCell) float64 { return c.GetFloorMax }},
 }
@@ -104,13 +104,11 @@ func (r *Report) fmtScale(m scaleMetric, store string, keys int) string {
 	if v <= 0 {
 		return "≈ 0"
 	}
-	if m.floored && store != noopName {
-		var floor float64
+	if m.stall != nil && store != noopName {
+		floor := m.stall(c)
 		if f, ok := r.scaleCell(noopName, keys); ok && f.Status == "ok" {
-			floor, _ = m.value(f)
-		}
-		if m.stall != nil {
-			floor = max(floor, m.stall(c))
+			fv, _ := m.value(f)
+			floor = max(floor, fv)
 		}
 		return fmtFloored(v, floor)
 	}
