@@ -182,3 +182,82 @@ func TestAllocations_SetNewKeys(t *testing.T) {
 			n, got, totals, n/amortizedShare)
 	}
 }
+
+// TestAllocations_KeyFromBytes: a key converted from a []byte for the call
+// (s.Get(string(b)), as a network server does) is not allocated: no method
+// lets its key escape, under ValidateKey and WithBinaryKeys. A custom
+// validator costs one copy of the key per call that validates (a write, a
+// read that misses), and none on a read that hits.
+func TestAllocations_KeyFromBytes(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	custom := func(key string) error {
+		if len(key) > 64 {
+			return ErrInvalidKey
+		}
+		return nil
+	}
+	for _, rule := range []struct {
+		name     string
+		opt      Option
+		validate uint64 // allocations a validation costs
+	}{
+		{"ValidateKey", WithKeyValidator(nil), 0},
+		{"ValidateKey/explicit", WithKeyValidator(ValidateKey), 0},
+		{"WithBinaryKeys", WithBinaryKeys(1 << 20), 0},
+		{"custom", WithKeyValidator(custom), 1},
+	} {
+		t.Run(rule.name, func(t *testing.T) {
+			s := New(rule.opt, noReaper)
+			defer s.Close()
+			v := make([]byte, 64)
+			k := []byte("key:0000001") // longer than a byte: Go allocates no one-byte strings
+			miss := []byte("key:0000002")
+			if err := s.Set(string(k), v); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 0, 128)
+			for _, tc := range []struct {
+				name string
+				want uint64
+				op   func()
+			}{
+				{"Get", 1, func() { s.Get(string(k)) }}, // the value's copy
+				{"Get/miss", rule.validate, func() { s.Get(string(miss)) }},
+				{"AppendValue", 0, func() { s.AppendValue(buf[:0], string(k)) }},
+				{"View", 0, func() { s.View(string(k), func([]byte) {}) }},
+				{"Exists", 0, func() { s.Exists(string(k)) }},
+				{"TTL", 0, func() { s.TTL(string(k)) }},
+				{"Delete/absent", rule.validate, func() { s.Delete(string(miss)) }},
+				{"CompareAndSwap/miss", rule.validate, func() { s.CompareAndSwap(string(k), []byte("x"), v) }},
+			} {
+				requireAllocs(t, tc.name, 1000, tc.want, tc.op)
+			}
+			writes := []struct {
+				name string
+				op   func()
+			}{
+				{"Set", func() { s.Set(string(k), v) }},
+				{"SetWithTTL", func() { s.SetWithTTL(string(k), v, time.Hour) }},
+				{"Increment", func() { s.Increment(string(miss), 1) }},
+				{"Update", func() {
+					s.Update(string(k), func(e Entry) Change { return Change{Action: Put, Value: e.Value, KeepTTL: true} })
+				}},
+			}
+			for _, w := range writes {
+				if rule.validate == 0 {
+					requireAmortizedAllocs(t, w.name, 10000, w.op)
+					continue
+				}
+				// One copy a call, and the writes' amortized share.
+				w.op()
+				got := mallocs(10000, w.op)
+				if got < 10000 || got > 10000+10000/amortizedShare {
+					t.Errorf("%s: %d allocations in 10000 runs, want 10000 (the key's copy) and at most %d more",
+						w.name, got, 10000/amortizedShare)
+				}
+			}
+		})
+	}
+}

@@ -262,3 +262,24 @@ func ExampleStore_Rename() {
 	// true alice true false
 	// true
 }
+
+// Keys as a network server receives them: bytes of any kind, converted
+// for each call. Under WithBinaryKeys (or ValidateKey) the conversion
+// costs no allocation.
+func ExampleWithBinaryKeys() {
+	s := shardkv.New(shardkv.WithBinaryKeys(16))
+	defer s.Close()
+
+	request := [][]byte{[]byte("SET"), []byte("user 1\x00"), []byte("Ada")}
+	if err := s.Set(string(request[1]), request[2]); err != nil {
+		panic(err)
+	}
+	v, _, _ := s.Get("user 1\x00")
+	fmt.Printf("%s\n", v)
+
+	err := s.Set("a key of more than sixteen bytes", nil)
+	fmt.Println(errors.Is(err, shardkv.ErrInvalidKey), err)
+	// Output:
+	// Ada
+	// true invalid key format: 32 bytes, limit 16
+}

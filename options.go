@@ -24,10 +24,11 @@ type options struct {
 	shards        int
 	watchCapacity int
 	backend       Backend
-	validate      func(string) error
-	noReaper      bool   // tests and benchmarks only: expired entries wait for an operation or CleanExpired
-	onQuotaRetry  func() // tests only: called when a write found the quota full, before it reclaims and retries
-	tableSlots    int    // tests only: the table size at which tables split, a power of two in [minTableSlots, maxTableSlots]
+	validate      func(string) error // nil: WithBinaryKeys
+	maxKeyLen     int64              // WithBinaryKeys' limit
+	noReaper      bool               // tests and benchmarks only: expired entries wait for an operation or CleanExpired
+	onQuotaRetry  func()             // tests only: called when a write found the quota full, before it reclaims and retries
+	tableSlots    int                // tests only: the table size at which tables split, a power of two in [minTableSlots, maxTableSlots]
 }
 
 func defaultOptions() options {
@@ -99,11 +100,29 @@ func WithWatchCapacity(n int) Option {
 // store wraps fn's error so that errors.Is(err, ErrInvalidKey) holds. A nil
 // fn restores ValidateKey. fn must be a pure function of the key: reads call
 // it only on a miss, since a stored key has already passed it.
+//
+// fn is called with a copy of the key, one allocation a call (every write,
+// and a read that misses), so that the store never lets a caller's key
+// escape: a key converted for the call, as in s.Get(string(b)), is then
+// not allocated. ValidateKey itself and [WithBinaryKeys] are checked
+// without the copy.
 func WithKeyValidator(fn func(key string) error) Option {
 	return func(o *options) {
 		if fn == nil {
 			fn = ValidateKey
 		}
 		o.validate = fn
+	}
+}
+
+// WithBinaryKeys replaces [ValidateKey] with Redis' rule: a key is any
+// bytes, the empty key included, at most maxLen bytes long (clamped to
+// [0, 4 GiB - 1], the longest a record holds). Its error wraps
+// [ErrInvalidKey]. The store checks it itself, with no copy of the key
+// (see WithKeyValidator).
+func WithBinaryKeys(maxLen int) Option {
+	return func(o *options) {
+		o.validate = nil
+		o.maxKeyLen = min(max(int64(maxLen), 0), maxRecordLen)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -40,7 +41,9 @@ type Store struct {
 type store struct {
 	shards   []shard
 	shift    uint // a key's shard is hash >> shift
-	validate func(string) error
+	keys     keyRule
+	validate func(string) error // keys == customKeys: the validator
+	maxKey   int64              // keys == binaryKeys: the longest key
 	backend  Backend
 	events   *ring
 	epoch    time.Time // the store clock's zero
@@ -83,7 +86,9 @@ func New(opts ...Option) *Store {
 	s := &store{
 		shards:       make([]shard, o.shards),
 		shift:        uint(64 - log2(o.shards)),
+		keys:         ruleOf(o.validate),
 		validate:     o.validate,
+		maxKey:       o.maxKeyLen,
 		backend:      o.backend,
 		epoch:        time.Now(),
 		onQuotaRetry: o.onQuotaRetry,
@@ -147,11 +152,46 @@ func (s *store) locate(key string) (*shard, uint64) {
 	return &s.shards[h>>s.shift], h
 }
 
+// keyRule is the rule a store's keys follow.
+type keyRule uint8
+
+const (
+	refKeys    keyRule = iota // ValidateKey
+	binaryKeys                // WithBinaryKeys
+	customKeys                // WithKeyValidator
+)
+
+// ruleOf names the rule of the option's validator (nil: WithBinaryKeys).
+func ruleOf(fn func(string) error) keyRule {
+	switch {
+	case fn == nil:
+		return binaryKeys
+	case reflect.ValueOf(fn).Pointer() == reflect.ValueOf(ValidateKey).Pointer():
+		return refKeys
+	}
+	return customKeys
+}
+
+// checkKey applies the store's key rule. key does not escape (go build
+// -gcflags=-m says so of every method that takes a key but the Context
+// ones, whose backend is an interface): a custom validator, which the
+// compiler cannot see into, gets a copy.
 func (s *store) checkKey(key string) error {
 	if int64(len(key)) > maxRecordLen { // only a custom validator lets one through
 		return fmt.Errorf("%w: %d bytes, longer than a record holds", ErrInvalidKey, len(key))
 	}
-	err := s.validate(key)
+	var err error
+	switch s.keys {
+	case refKeys:
+		return ValidateKey(key)
+	case binaryKeys:
+		if int64(len(key)) > s.maxKey {
+			return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidKey, len(key), s.maxKey)
+		}
+		return nil
+	default:
+		err = s.validate(strings.Clone(key))
+	}
 	if err == nil || errors.Is(err, ErrInvalidKey) {
 		return err
 	}
@@ -387,7 +427,7 @@ func (s *Store) Set(key string, value []byte) error {
 
 // SetString is [Store.Set] with a string value.
 func (s *Store) SetString(key, value string) error {
-	err := put(s.s, key, value, 0, false)
+	err := put(s.s, key, bytesOf(value), 0, false) // put only reads it
 	runtime.KeepAlive(s)
 	return err
 }
@@ -403,8 +443,11 @@ func (s *Store) SetWithTTL(key string, value []byte, ttl time.Duration) error {
 }
 
 // put stores a copy of v under key, with a deadline ttl from now if
-// withTTL.
-func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTTL bool) error {
+// withTTL. It is not generic: the Set methods inline into their callers,
+// and the compiler knows that a non-generic function's key does not
+// escape, where it assumes a generic one's may (a caller's string(b)
+// would then allocate).
+func put(s *store, key string, v []byte, ttl time.Duration, withTTL bool) error {
 	if err := s.checkWrite(key, len(v)); err != nil {
 		return err
 	}
@@ -417,7 +460,7 @@ func put[V string | []byte](s *store, key string, v V, ttl time.Duration, withTT
 	return err
 }
 
-func putOnce[V string | []byte](s *store, key string, v V, ttl time.Duration, withTTL bool) error {
+func putOnce(s *store, key string, v []byte, ttl time.Duration, withTTL bool) error {
 	sh, h := s.locate(key)
 	sh.mu.Lock()
 	if s.closed.Load() { // see close

@@ -2232,6 +2232,70 @@ func TestStore_WithKeyValidator(t *testing.T) {
 	require.NotErrorIs(t, s3.Set("ok key", nil), errCustom)
 }
 
+func TestStore_WithBinaryKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		maxLen int
+		key    string
+		valid  bool
+	}{
+		{"empty", 8, "", true},
+		{"space", 8, "a b", true},
+		{"not UTF-8", 8, "\xff\x00\xfe", true},
+		{"NUL bytes", 8, "\x00\x00", true},
+		{"at the limit", 8, "12345678", true},
+		{"over the limit", 8, "123456789", false},
+		{"limit 0, empty", 0, "", true},
+		{"limit 0, one byte", 0, "a", false},
+		{"negative limit is 0", -5, "a", false},
+		{"past ValidateKey's 1024", 4096, strings.Repeat("k", 4096), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := shardkv.New(shardkv.WithBinaryKeys(tc.maxLen))
+			defer s.Close()
+			err := s.Set(tc.key, []byte("v"))
+			_, _, gerr := s.Get(tc.key)
+			_, derr := s.Delete(tc.key)
+			if !tc.valid {
+				for name, e := range map[string]error{"Set": err, "Get": gerr, "Delete": derr} {
+					require.ErrorIs(t, e, shardkv.ErrInvalidKey, name)
+					require.Contains(t, e.Error(), fmt.Sprintf("%d bytes, limit %d", len(tc.key), max(tc.maxLen, 0)), name)
+				}
+				require.Equal(t, 0, s.Len(), "a refused key is not stored")
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, gerr)
+			require.NoError(t, derr)
+		})
+	}
+
+	// Later options win, either way round.
+	s := shardkv.New(shardkv.WithBinaryKeys(16), shardkv.WithKeyValidator(nil))
+	defer s.Close()
+	require.ErrorIs(t, s.Set("a b", nil), shardkv.ErrInvalidKey, "WithKeyValidator(nil) after it restores ValidateKey")
+	s2 := shardkv.New(shardkv.WithKeyValidator(func(string) error { return errors.New("no") }), shardkv.WithBinaryKeys(16))
+	defer s2.Close()
+	require.NoError(t, s2.Set("a b", nil), "WithBinaryKeys after a validator replaces it")
+}
+
+// A custom validator is handed a copy of the key: one that keeps it (it
+// should not, but a buggy one may) still holds the bytes it was given
+// after the caller reuses the memory the key was built in.
+func TestStore_WithKeyValidatorGetsACopy(t *testing.T) {
+	var kept []string
+	s := shardkv.New(shardkv.WithKeyValidator(func(key string) error {
+		kept = append(kept, key)
+		return nil
+	}))
+	defer s.Close()
+	b := []byte("key-one")
+	require.NoError(t, s.Set(unsafe.String(&b[0], len(b)), []byte("v")))
+	copy(b, "XXXXXXX")
+	require.Equal(t, []string{"key-one"}, kept)
+	require.Equal(t, "v", stGet(t, s, "key-one"))
+}
+
 func TestStore_WithWatchCapacity(t *testing.T) {
 	cases := []struct {
 		name     string

@@ -139,6 +139,8 @@ func cmdGet(c *client, args [][]byte) {
 }
 
 func cmdSet(c *client, args [][]byte) {
+	// key does not escape in local mode (the cluster branch converts its
+	// own), so a plain SET allocates nothing for it.
 	key, val := string(args[1]), args[2]
 	flags, exp, ok := parseSetOptions(args[3:], false)
 	if !ok {
@@ -152,7 +154,7 @@ func cmdSet(c *client, args [][]byte) {
 		}
 	}
 	if c.s.cluster {
-		c.clusterSet(key, val, flags, ttl)
+		c.clusterSet(string(args[1]), val, flags, ttl)
 		return
 	}
 	st := c.s.store
