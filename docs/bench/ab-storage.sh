@@ -29,7 +29,7 @@ done
 
 for v in old new; do
   {
-    echo "# A/B: in-package benchmarks, old = $old (before the storage change), new = $new"
+    echo "# A/B: in-package benchmarks, old = $old$([ -n "${OLD:-}" ] || echo " (before the storage change)"), new = $new"
     echo "# date: $(date -u +%FT%TZ); $(uname -a); nproc $(nproc); $(go version)"
     echo "# loadavg at start: $(cat /proc/loadavg)"
     echo "# each round: ./old.test then ./new.test, -test.run '^\$' -test.bench '$bench' -test.cpu 2 -test.benchtime 300ms -test.benchmem; $rounds rounds (docs/bench/ab-storage.sh)"

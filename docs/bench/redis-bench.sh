@@ -9,8 +9,11 @@
 # redis-tools), starts it too on a free port, with no persistence (--save ''
 # --appendonly no). Then runs
 #
-#   redis-benchmark -t set,get,incr -n N -r 100000 -c 50 -d 64 --csv [-P 16]
+#   redis-benchmark -t CMD -n N -r 100000 -c 50 -d 64 --csv [-P 16]
 #
+# for CMD in set, get and incr (one run per command, the requests of
+# redis-benchmark -t set,get,incr, so that what the server spent on each,
+# its CPU time and system calls, is read from /proc between the runs)
 # without and with pipelining against each server, interleaved (shardkv,
 # redis, shardkv, redis, ...) for ROUNDS rounds, writes every run's raw
 # output to OUTDIR, and prints (and writes to OUTDIR/results.md) a markdown
@@ -103,26 +106,45 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
   echo "shardkv-server: $("$work/shardkv-server" --version)"
   if [ -n "$redis_port" ]; then echo "redis-server: $(redis-server --version)"; else echo "redis-server: not installed"; fi
   echo "redis-benchmark: $(redis-benchmark --version 2>/dev/null || echo unknown)"
-  echo "command: redis-benchmark -t set,get,incr -n $N -r 100000 -c 50 -d 64 --csv [-P $PIPELINE] -p PORT"
+  echo "command: redis-benchmark -t CMD -n $N -r 100000 -c 50 -d 64 --csv [-P $PIPELINE] -p PORT, for CMD in set, get, incr"
   echo "rounds: $ROUNDS, interleaved: shardkv then redis, unpipelined then -P $PIPELINE, each round"
 } >"$out/header.txt"
 cat "$out/header.txt" >&2
 
-# bench SERVER PORT PIPELINE ROUND: one redis-benchmark run, its CSV saved.
+# usage PID: the process's read and write system calls so far and its CPU
+# time in clock ticks (/proc/PID/io's syscr and syscw, /proc/PID/stat's
+# utime + stime).
+usage() {
+  local io st
+  io=$(awk '/^syscr/ { r = $2 } /^syscw/ { w = $2 } END { print r, w }' "/proc/$1/io")
+  st=$(sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }') # fields 14, 15 after pid and comm
+  echo "$io $st"
+}
+
+# bench SERVER PORT PIPELINE ROUND: one redis-benchmark run per command,
+# their CSV appended to one file, and what the server spent on each (read
+# and write calls, CPU ticks) to roundR-SERVER-PP.usage.
 bench() {
-  local name=$1 port=$2 p=$3 round=$4 file
+  local name=$1 port=$2 p=$3 round=$4 pid=$5 file t before after
   file="$out/round$round-$name-P$p.csv"
-  local args=(-t set,get,incr -n "$N" -r 100000 -c 50 -d 64 --csv -p "$port")
-  if [ "$p" -gt 1 ]; then args+=(-P "$p"); fi
+  : >"$file"
+  echo "# command requests reads writes cpu_ticks (CLK_TCK $(getconf CLK_TCK)): the server's, during the run" >"$out/round$round-$name-P$p.usage"
   echo "round $round: $name -P $p" >&2
-  redis-benchmark "${args[@]}" >"$file" 2>&1 || { echo "redis-benchmark failed against $name:" >&2; cat "$file" >&2; exit 1; }
+  for t in set get incr; do
+    local args=(-t "$t" -n "$N" -r 100000 -c 50 -d 64 --csv -p "$port")
+    if [ "$p" -gt 1 ]; then args+=(-P "$p"); fi
+    before=$(usage "$pid")
+    redis-benchmark "${args[@]}" >>"$file" 2>&1 || { echo "redis-benchmark failed against $name:" >&2; cat "$file" >&2; exit 1; }
+    after=$(usage "$pid")
+    echo "${t^^} $N $before $after" | awk '{ print $1, $2, $6 - $3, $7 - $4, $8 - $5 }' >>"$out/round$round-$name-P$p.usage"
+  done
   grep -q '^"SET","' "$file" || { echo "no SET result from $name:" >&2; cat "$file" >&2; exit 1; }
 }
 
 for round in $(seq "$ROUNDS"); do
   for p in 1 "$PIPELINE"; do
-    bench shardkv "$shardkv_port" "$p" "$round"
-    if [ -n "$redis_port" ]; then bench redis "$redis_port" "$p" "$round"; fi
+    bench shardkv "$shardkv_port" "$p" "$round" "$shardkv_pid"
+    if [ -n "$redis_port" ]; then bench redis "$redis_port" "$p" "$round" "$redis_pid"; fi
   done
 done
 echo "load average at end (1, 5, 15 min): $(load)" >>"$out/header.txt"
@@ -175,6 +197,43 @@ fi
           s = median(pk " shardkv"); r = median(pk " redis")
           pl = (ps[i] > 1) ? "-P " ps[i] : "none"
           printf "| %s | %s | %.0f | %s | %s |\n", cmds[c], pl, s, (r < 0 ? "–" : sprintf("%.0f", r)), (r <= 0 ? "–" : sprintf("%.2f", s / r))
+        }
+        delete row; delete ps
+      }
+    }'
+  echo
+  echo "What each server spent per request, medians of the same runs (from /proc/PID/io and /proc/PID/stat before and after each run; \`roundR-SERVER-PP.usage\`): CPU time in µs, and read and write system calls. The client's CPU is not counted: where a server uses more CPU per request, it leaves less to the client that shares the cores."
+  echo
+  echo "| command | pipelining | shardkv CPU µs | redis CPU µs | shardkv reads | redis reads | shardkv writes | redis writes |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  tck=$(getconf CLK_TCK)
+  for f in "$out"/round*-*-P*.usage; do
+    b=$(basename "$f" .usage)
+    srv=${b#round*-}; srv=${srv%-P*}
+    p=${b##*-P}
+    awk -v srv="$srv" -v p="$p" -v tck="$tck" '!/^#/ { print $1, p, srv, $5 * 1e6 / tck / $2, $3 / $2, $4 / $2 }' "$f"
+  done | awk '
+    { k = $1 " " $2 " " $3; ++n[k]; for (f = 4; f <= 6; f++) v[k, f, n[k]] = $f; keys[$1 " " $2] = 1 }
+    function median(k, f,   i, j, t, m, a) {
+      m = n[k]; if (m == 0) return -1
+      for (i = 1; i <= m; i++) a[i] = v[k, f, i] + 0
+      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function cell(x, fmt) { return x < 0 ? "–" : sprintf(fmt, x) }
+    END {
+      split("SET GET INCR", cmds, " ")
+      for (c = 1; c <= 3; c++) {
+        for (pk in keys) { split(pk, parts, " "); if (parts[1] == cmds[c]) row[parts[2] + 0] = pk }
+        np = 0; for (pp in row) ps[++np] = pp + 0
+        for (i = 2; i <= np; i++) { t = ps[i]; for (j = i - 1; j >= 1 && ps[j] > t; j--) ps[j + 1] = ps[j]; ps[j + 1] = t }
+        for (i = 1; i <= np; i++) {
+          pk = row[ps[i]]
+          pl = (ps[i] > 1) ? "-P " ps[i] : "none"
+          printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", cmds[c], pl,
+            cell(median(pk " shardkv", 4), "%.2f"), cell(median(pk " redis", 4), "%.2f"),
+            cell(median(pk " shardkv", 5), "%.3f"), cell(median(pk " redis", 5), "%.3f"),
+            cell(median(pk " shardkv", 6), "%.3f"), cell(median(pk " redis", 6), "%.3f")
         }
         delete row; delete ps
       }
