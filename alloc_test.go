@@ -183,9 +183,10 @@ func TestAllocations_SetNewKeys(t *testing.T) {
 	}
 }
 
-// TestAllocations_KeyFromBytes: a key converted from a []byte for the call
-// (s.Get(string(b)), as a network server does) is not allocated: no method
-// lets its key escape, under ValidateKey and WithBinaryKeys. A custom
+// TestAllocations_KeyFromBytes: a key of up to 32 bytes converted from a
+// []byte for the call (s.Get(string(b)), as a network server does) is not
+// allocated (Go converts it on the stack when it does not escape): no
+// method lets its key escape, under ValidateKey and WithBinaryKeys. A custom
 // validator costs one copy of the key per call that validates (a write, a
 // read that misses), and none on a read that hits.
 func TestAllocations_KeyFromBytes(t *testing.T) {
@@ -212,8 +213,9 @@ func TestAllocations_KeyFromBytes(t *testing.T) {
 			s := New(rule.opt, noReaper)
 			defer s.Close()
 			v := make([]byte, 64)
-			k := []byte("key:0000001") // longer than a byte: Go allocates no one-byte strings
-			miss := []byte("key:0000002")
+			// 32 bytes, the longest conversion Go keeps on the stack.
+			k := []byte("key:0000000000000000000000000001")
+			miss := []byte("key:0000000000000000000000000002")
 			if err := s.Set(string(k), v); err != nil {
 				t.Fatal(err)
 			}
@@ -252,7 +254,12 @@ func TestAllocations_KeyFromBytes(t *testing.T) {
 				}
 				// One copy a call, and the writes' amortized share.
 				w.op()
-				got := mallocs(10000, w.op)
+				var got uint64
+				for range allocAttempts { // others' allocations only add: measure again
+					if got = mallocs(10000, w.op); got <= 10000+10000/amortizedShare {
+						break
+					}
+				}
 				if got < 10000 || got > 10000+10000/amortizedShare {
 					t.Errorf("%s: %d allocations in 10000 runs, want 10000 (the key's copy) and at most %d more",
 						w.name, got, 10000/amortizedShare)

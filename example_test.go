@@ -264,8 +264,8 @@ func ExampleStore_Rename() {
 }
 
 // Keys as a network server receives them: bytes of any kind, converted
-// for each call. Under WithBinaryKeys (or ValidateKey) the conversion
-// costs no allocation.
+// for each call. Under WithBinaryKeys (or ValidateKey) the conversion of
+// a key of up to 32 bytes costs no allocation.
 func ExampleWithBinaryKeys() {
 	s := shardkv.New(shardkv.WithBinaryKeys(16))
 	defer s.Close()

@@ -173,9 +173,9 @@ func ruleOf(fn func(string) error) keyRule {
 }
 
 // checkKey applies the store's key rule. key does not escape (go build
-// -gcflags=-m says so of every method that takes a key but the Context
-// ones, whose backend is an interface): a custom validator, which the
-// compiler cannot see into, gets a copy.
+// -gcflags=-m says so of every exported method that takes a key but the
+// Context ones, whose backend is an interface): a custom validator, which
+// the compiler cannot see into, gets a copy.
 func (s *store) checkKey(key string) error {
 	if int64(len(key)) > maxRecordLen { // only a custom validator lets one through
 		return fmt.Errorf("%w: %d bytes, longer than a record holds", ErrInvalidKey, len(key))

@@ -140,7 +140,8 @@ func cmdGet(c *client, args [][]byte) {
 
 func cmdSet(c *client, args [][]byte) {
 	// key does not escape in local mode (the cluster branch converts its
-	// own), so a plain SET allocates nothing for it.
+	// own), so a plain SET of a key of up to 32 bytes allocates nothing
+	// for it (a longer conversion is a heap copy).
 	key, val := string(args[1]), args[2]
 	flags, exp, ok := parseSetOptions(args[3:], false)
 	if !ok {

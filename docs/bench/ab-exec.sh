@@ -2,7 +2,8 @@
 # A/B of the server's command path: server.BenchmarkExec (SET, GET, INCR
 # dispatched with no socket, keys over 100k) at commit OLD against NEW
 # (default HEAD), each built once, run alternately ROUNDS times (default
-# 8). An OLD that predates the benchmark gets NEW's server/exec_bench_test.go.
+# 8). An OLD that predates the benchmark gets NEW's server/exec_test.go
+# (and the race_test.go/norace_test.go it needs).
 # Writes $RAW/ab-exec-{old,new}.txt and their benchstat, ab-exec.benchstat.txt.
 #
 #   OLD=3234dd2 RAW=docs/evidence/keys-noescape bash docs/bench/ab-exec.sh [NEW]
@@ -21,7 +22,15 @@ trap 'git worktree remove --force "$work/old" >/dev/null 2>&1; git worktree remo
 for v in old new; do
   c=$old; [ $v = new ] && c=$new
   git worktree add -f --detach "$work/$v" "$c" >/dev/null 2>&1
-  [ -f "$work/$v/server/exec_bench_test.go" ] || git show "$new:server/exec_bench_test.go" >"$work/$v/server/exec_bench_test.go"
+  # The benchmark's file, and the race flag files it may need, from NEW
+  # where OLD lacks them.
+  if ! grep -qs 'func BenchmarkExec' "$work/$v"/server/*_test.go; then
+    src=$(git grep -l 'func BenchmarkExec' "$new" -- server/ | head -n 1) # NEW:server/FILE
+    git show "$src" >"$work/$v/server/$(basename "${src#*:}")"
+    for f in race_test.go norace_test.go; do
+      [ -f "$work/$v/server/$f" ] || ! git cat-file -e "$new:server/$f" 2>/dev/null || git show "$new:server/$f" >"$work/$v/server/$f"
+    done
+  fi
   (cd "$work/$v/server" && go test -c -o "$work/$v.test" .)
 done
 for v in old new; do

@@ -101,7 +101,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
   echo "nproc: $(nproc)"
   echo "GOMAXPROCS of shardkv-server: ${GOMAXPROCS:-unset (the Go default: nproc)}"
   echo "load average at start (1, 5, 15 min): $(load)"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ":(exclude)$out" 2>/dev/null || echo ' (with uncommitted changes outside '"$out"')')"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ":(exclude)$out" ":(exclude)docs/bench/redis*" 2>/dev/null || echo ' (with uncommitted changes outside docs/bench/redis*)')"
   echo "go: $(go version)"
   echo "shardkv-server: $("$work/shardkv-server" --version)"
   if [ -n "$redis_port" ]; then echo "redis-server: $(redis-server --version)"; else echo "redis-server: not installed"; fi
