@@ -8,13 +8,14 @@
 # about a minute a round on 2 cores.
 #
 #   bash docs/bench/ab-storage.sh [commit]     # OLD=commit sets the baseline (default 35c8fb9)
+#   BENCH=regexp runs only those benchmarks; RAW=dir writes elsewhere
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 old=${OLD:-35c8fb9}
 new=$(git rev-parse --short "${1:-HEAD}")
 rounds=${ROUNDS:-6}
-bench='Get1M|Read|Workloads|IncrementHot|CASCounter|Watch|ListKeys'
+bench=${BENCH:-'Get1M|Read|Workloads|IncrementHot|CASCounter|Watch|ListKeys'} # BENCH=regexp runs fewer
 raw=${RAW:-docs/bench/raw} # RAW=dir writes elsewhere
 mkdir -p "$raw"
 benchstat=${BENCHSTAT:-$(command -v benchstat || echo "$HOME/go/bin/benchstat")}
