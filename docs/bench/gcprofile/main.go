@@ -10,6 +10,12 @@
 // set beside the store's objects (the "objects live" it prints).
 //
 //	go run ./docs/bench/gcprofile -plain 10000 -plain-size 65536 -plain-ptrs 2 -out /dev/null
+//
+// With -heap it also writes a heap profile of every allocation (the
+// objects live after the fill, by where they were made):
+//
+//	go run ./docs/bench/gcprofile -n 10000000 -out /dev/null -heap /tmp/heap.prof
+//	go tool pprof -sample_index=inuse_objects -top /tmp/heap.prof
 package main
 
 import (
@@ -60,7 +66,11 @@ func main() {
 	plainN := flag.Int("plain", 0, "build no store: this many plain objects instead")
 	plainSize := flag.Int("plain-size", 100<<10, "bytes of each plain object")
 	plainPtrs := flag.Int("plain-ptrs", 1, "references to each plain object")
+	heap := flag.String("heap", "", "also write a heap profile of every allocation here")
 	flag.Parse()
+	if *heap != "" {
+		runtime.MemProfileRate = 1
+	}
 	base := gcCost(5)
 	var live any
 	what, them := fmt.Sprintf("keys %d", *n), "the store"
@@ -80,6 +90,16 @@ func main() {
 	}
 	runtime.GC()
 	runtime.GC()
+	if *heap != "" {
+		hf, err := os.Create(*heap)
+		if err != nil {
+			panic(err)
+		}
+		if err := pprof.WriteHeapProfile(hf); err != nil {
+			panic(err)
+		}
+		hf.Close()
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	f, err := os.Create(*out)
