@@ -49,9 +49,10 @@ type shard struct {
 // init readies the shard. prep, if not nil, is where it asks the store's
 // background goroutine for spare memory; tableSlots is the size at which
 // its tables split (maxTableSlots but in tests).
-func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{}, tableSlots int) {
+func (sh *shard) init(sbits uint8, hash func(string) uint64, prep chan struct{}, pool *tablePool, tableSlots int) {
 	sh.hash = hash
 	sh.sp.signal = prep
+	sh.sp.pool = pool
 	sh.tab.Store(newDirectory(sbits, tableSlots))
 	sh.a.init(&sh.chunks, &sh.sp)
 	sh.due.Store(noTick)

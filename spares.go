@@ -1,12 +1,15 @@
 package shardkv
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
 
 // spares is memory a shard's writers would otherwise allocate, fresh, under
-// the shard lock: the next head chunk and the two tables of the next split.
+// the shard lock: the next head chunk, and the two tables of the next
+// split, which come from the store's pool (tablePool), shared by every
+// shard.
 // The store's background goroutine allocates them off the write path and
 // writes a byte of every page, so the page faults are its, not a writer's.
 // The first write to a page the process never used costs a fault (2.7 µs
@@ -24,8 +27,8 @@ import (
 // Everything in it is under the shard lock, except that the refill
 // allocates outside it and installs what it made under it.
 type spares struct {
-	chunk  []byte
-	tables []*table
+	chunk []byte
+	pool  *tablePool // the store's; nil in tests that build a bare shard
 	// want says that a writer took a spare, or would have, since the last
 	// refill; signal is where it says so (the store's prep channel, nil
 	// without a background goroutine). want is set under the lock, and
@@ -75,25 +78,84 @@ func (sp *spares) takeChunk(n, size int) []byte {
 	return b
 }
 
-// takeTable (under the shard lock) returns a spare table for depth, or
-// nil. Spares are made at the directory's split size, which a shard never
-// changes.
+// takeTable (under the shard lock) returns a spare table for depth from
+// the store's pool, or nil.
 func (sp *spares) takeTable(depth uint8) *table {
-	if sp == nil || len(sp.tables) == 0 {
+	if sp == nil || sp.pool == nil {
 		return nil
 	}
-	k := len(sp.tables)
-	t := sp.tables[k-1]
-	sp.tables[k-1] = nil
-	sp.tables = sp.tables[:k-1]
+	return sp.pool.take(depth)
+}
+
+// drop (under the shard lock) forgets the shard's spare chunk and any
+// pending ask; the pool is the store's (Clear empties it).
+func (sp *spares) drop() {
+	sp.chunk = nil
+	sp.want.Store(false)
+}
+
+// poolTables is how many spare tables the store's pool keeps: the halves
+// of four splits, so that splits starting in several shards at once, in
+// the millisecond a refill takes, still find theirs.
+const poolTables = 8
+
+// tablePool is the spare tables every shard of a store takes its splits'
+// halves from. One pool for the store, not two tables a shard: at 64
+// shards that is 8 tables held instead of 128, and so tables can be large
+// (few objects for the GC to mark) without the spares costing much heap.
+// Every table in it has the store's split size (each directory's
+// maxSlots), which nothing changes.
+//
+// Its lock is taken under a shard lock (take, room) or alone (put, drop),
+// never the other way round, so it adds no lock-order cycle; it is held
+// only to move a pointer.
+type tablePool struct {
+	mu     sync.Mutex
+	tables []*table
+}
+
+func (p *tablePool) take(depth uint8) *table {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := len(p.tables)
+	if k == 0 {
+		return nil
+	}
+	t := p.tables[k-1]
+	p.tables[k-1] = nil
+	p.tables = p.tables[:k-1]
 	t.depth = depth
 	return t
 }
 
-// drop (under the shard lock) forgets the spares and any pending ask.
-func (sp *spares) drop() {
-	sp.chunk, sp.tables = nil, nil
-	sp.want.Store(false)
+// room is how many tables the pool lacks.
+func (p *tablePool) room() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return poolTables - len(p.tables)
+}
+
+// put adds t if the pool has room.
+func (p *tablePool) put(t *table) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.tables) < poolTables {
+		p.tables = append(p.tables, t)
+	}
+}
+
+func (p *tablePool) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.tables)
+	p.tables = p.tables[:0]
+}
+
+// held returns the tables in the pool (tests).
+func (p *tablePool) held() []*table {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*table(nil), p.tables...)
 }
 
 // slotBytes is the memory of slots, as bytes.
@@ -131,8 +193,8 @@ func (s *store) refill(sh *shard) {
 	}
 	d := sh.tab.Load()
 	tables, size := 0, d.maxSlots
-	if keepsSpareTables(d) {
-		tables = 2 - len(sp.tables)
+	if keepsSpareTables(d) && sp.pool != nil {
+		tables = sp.pool.room()
 	}
 	sh.mu.Unlock()
 	if chunkSize == 0 && tables == 0 {
@@ -156,12 +218,13 @@ func (s *store) refill(sh *shard) {
 	if sp.chunk == nil && keepsSpareChunk(&sh.a) {
 		sp.chunk = b
 	}
-	for _, t := range made {
-		if len(sp.tables) < 2 && keepsSpareTables(sh.tab.Load()) {
-			sp.tables = append(sp.tables, t)
+	keep := keepsSpareTables(sh.tab.Load())
+	sh.mu.Unlock()
+	if keep {
+		for _, t := range made {
+			sp.pool.put(t)
 		}
 	}
-	sh.mu.Unlock()
 }
 
 // refillAll refills every shard that asked.

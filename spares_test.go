@@ -2,6 +2,7 @@ package shardkv
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -11,17 +12,17 @@ import (
 func spareState(sh *shard) (chunk []byte, tables []*table) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.sp.chunk, append([]*table(nil), sh.sp.tables...)
+	return sh.sp.chunk, sh.sp.pool.held()
 }
 
-// waitSpares waits until the reaper has refilled sh: a spare chunk and two
-// spare tables.
+// waitSpares waits until the reaper has refilled sh: a spare chunk, and
+// the store's pool of spare tables full.
 func waitSpares(t *testing.T, sh *shard) ([]byte, []*table) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, tabs := spareState(sh)
-		if c != nil && len(tabs) == 2 {
+		if c != nil && len(tabs) == poolTables {
 			return c, tabs
 		}
 		if time.Now().After(deadline) {
@@ -36,7 +37,9 @@ func waitSpares(t *testing.T, sh *shard) ([]byte, []*table) {
 // them (the very memory the reaper made, pre-faulted), that the reaper
 // makes new ones, and that every key still reads back right.
 func TestSparesAreUsedAndRefilled(t *testing.T) {
-	s := New(WithShards(1), WithMaxKeys(1<<20))
+	// Tables of 1024 slots: a directory 3 deep (8 tables) with a few
+	// thousand keys, whatever maxTableSlots is.
+	s := New(WithShards(1), WithMaxKeys(1<<20), func(o *options) { o.tableSlots = 1024 })
 	defer s.Close()
 	sh := &s.s.shards[0]
 	value := func(i int) string { return fmt.Sprintf("value-%d-%040d", i, i) }
@@ -69,17 +72,36 @@ func TestSparesAreUsedAndRefilled(t *testing.T) {
 			break
 		}
 	}
-	// Insert until a split: the new tables are the spares.
-	isSpare := func(tb *table) bool { return tb == tables[0] || tb == tables[1] }
-	for found := false; !found; {
+	// Insert until a split is done: its halves are two of the spares.
+	isSpare := func(tb *table) bool {
+		for _, s := range tables {
+			if tb == s {
+				return true
+			}
+		}
+		return false
+	}
+	var used []*table
+	for len(used) == 0 {
 		put()
 		sh.mu.Lock()
-		sh.tab.Load().each(func(tb *table) { found = found || isSpare(tb) })
+		sh.tab.Load().each(func(tb *table) {
+			if isSpare(tb) {
+				used = append(used, tb)
+			}
+		})
 		sh.mu.Unlock()
 	}
 	chunk2, tables2 := waitSpares(t, sh)
-	if unsafe.SliceData(chunk2) == unsafe.SliceData(chunk) || isSpare(tables2[0]) || isSpare(tables2[1]) {
-		t.Fatal("the refill handed out the same spares again")
+	if unsafe.SliceData(chunk2) == unsafe.SliceData(chunk) {
+		t.Fatal("the refill handed out the same chunk again")
+	}
+	for _, tb := range tables2 {
+		for _, u := range used {
+			if tb == u {
+				t.Fatal("the pool holds a table a split is using")
+			}
+		}
 	}
 	for i := range n {
 		if v, ok, err := s.GetString(fmt.Sprint("key-", i)); err != nil || !ok || v != value(i) {
@@ -117,5 +139,59 @@ func TestNoSparesForSmallShardsOrWithoutReaper(t *testing.T) {
 		if c, tabs := spareState(sh); c != nil || len(tabs) != 0 {
 			t.Errorf("%s: spare chunk %v, %d spare tables", name, c != nil, len(tabs))
 		}
+	}
+}
+
+// TestTablePoolSharedByShards: the shards of a store take their splits'
+// halves from one pool, from several goroutines at once. No table is ever
+// in two places: not in two shards' directories, not in a directory and
+// the pool. The pool holds at most poolTables, and every key reads back.
+func TestTablePoolSharedByShards(t *testing.T) {
+	s := New(WithShards(4), WithMaxKeys(1<<20), func(o *options) { o.tableSlots = 256 })
+	defer s.Close()
+	const writers, each = 4, 6000
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := s.SetString(fmt.Sprintf("w%d-%d", w, i), "v"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[*table]string{}
+	for i := range s.s.shards {
+		sh := &s.s.shards[i]
+		sh.mu.Lock()
+		sh.tab.Load().each(func(tb *table) {
+			if where, ok := seen[tb]; ok && where != fmt.Sprint("shard ", i) {
+				t.Errorf("a table is in shard %d and in %s", i, where)
+			}
+			seen[tb] = fmt.Sprint("shard ", i)
+		})
+		sh.mu.Unlock()
+	}
+	pooled := s.s.tables.held()
+	if len(pooled) > poolTables {
+		t.Errorf("the pool holds %d tables, at most %d", len(pooled), poolTables)
+	}
+	for _, tb := range pooled {
+		if where, ok := seen[tb]; ok {
+			t.Errorf("a pooled table is also in %s", where)
+		}
+	}
+	for w := range writers {
+		for i := range each {
+			if v, ok, err := s.GetString(fmt.Sprintf("w%d-%d", w, i)); err != nil || !ok || v != "v" {
+				t.Fatalf("w%d-%d: %q %v %v", w, i, v, ok, err)
+			}
+		}
+	}
+	s.Clear()
+	if n := len(s.s.tables.held()); n != 0 {
+		t.Errorf("Clear left %d tables in the pool", n)
 	}
 }

@@ -68,6 +68,7 @@ type store struct {
 	done   chan struct{}
 	wake   chan struct{}
 	prep   chan struct{} // shards asking for spare memory (see spares); nil without a reaper
+	tables tablePool     // the shards' spare tables
 	wg     sync.WaitGroup
 	// stopFeed ends the stream of a WatchBackend's changes (see feed),
 	// which closes fed once it has published its last event; both nil
@@ -99,7 +100,7 @@ func New(opts ...Option) *Store {
 		s.prep = make(chan struct{}, 1)
 	}
 	for i := range s.shards {
-		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String, s.prep, o.tableSlots)
+		s.shards[i].init(uint8(log2(o.shards)), xxhash.Sum64String, s.prep, &s.tables, o.tableSlots)
 	}
 	s.maxKeys.Store(int64(o.maxKeys))
 	s.maxValueSize.Store(int64(o.maxValueSize))
@@ -788,6 +789,9 @@ func (st *store) clear() {
 		st.count.Add(int64(-n))
 		sh.mu.Unlock()
 	}
+	// After the shards: a refill that was making tables then finds its
+	// shard too small to keep them (see refill), so none comes back.
+	st.tables.drop()
 }
 
 // Len returns the number of entries held, as the quota counts them: expired

@@ -36,7 +36,7 @@ type modelEntry struct {
 
 func newTableHarness(t *testing.T, hash func(string) uint64) *tableHarness {
 	h := &tableHarness{t: t, model: map[string]modelEntry{}, hash: hash, vmax: 64}
-	h.sh.init(0, hash, nil, testTableSlots)
+	h.sh.init(0, hash, nil, nil, testTableSlots)
 	return h
 }
 
@@ -293,7 +293,7 @@ func TestRecordEdges(t *testing.T) {
 		{"big", long, 1 << 40},
 	}
 	var sh shard
-	sh.init(0, xxhashString, nil, testTableSlots)
+	sh.init(0, xxhashString, nil, nil, testTableSlots)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for _, tc := range tests {
