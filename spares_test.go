@@ -63,7 +63,10 @@ func TestSparesAreUsedAndRefilled(t *testing.T) {
 		return unsafe.SliceData(sh.a.meta[sh.a.head].b)
 	}
 	head := headBytes()
-	for {
+	for limit := n + 200000; ; {
+		if n >= limit {
+			t.Fatal("the head chunk never changed")
+		}
 		put()
 		if h := headBytes(); h != head {
 			if h != unsafe.SliceData(chunk) {
@@ -82,7 +85,10 @@ func TestSparesAreUsedAndRefilled(t *testing.T) {
 		return false
 	}
 	var used []*table
-	for len(used) == 0 {
+	for limit := n + 200000; len(used) == 0; {
+		if n >= limit {
+			t.Fatal("no split took a spare table from the pool")
+		}
 		put()
 		sh.mu.Lock()
 		sh.tab.Load().each(func(tb *table) {
