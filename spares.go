@@ -25,7 +25,8 @@ import (
 // of a shard.
 //
 // Everything in it is under the shard lock, except that the refill
-// allocates outside it and installs what it made under it.
+// allocates outside it and installs what it made under it; the pool has a
+// lock of its own, taken under a shard lock or alone (see tablePool).
 type spares struct {
 	chunk []byte
 	pool  *tablePool // the store's; nil in tests that build a bare shard
@@ -106,9 +107,9 @@ const poolTables = 8
 // Every table in it has the store's split size (each directory's
 // maxSlots), which nothing changes.
 //
-// Its lock is taken under a shard lock (take, room) or alone (put, drop),
-// never the other way round, so it adds no lock-order cycle; it is held
-// only to move a pointer.
+// Its lock is taken under a shard lock (take, room, put) or alone (drop),
+// and no shard lock is ever taken under it, so it adds no lock-order
+// cycle; it is held only to move a pointer.
 type tablePool struct {
 	mu     sync.Mutex
 	tables []*table
@@ -214,17 +215,20 @@ func (s *store) refill(sh *shard) {
 
 	// Installed only if the shard still keeps spares: a Clear while they
 	// were being made leaves it small, and what was made goes to the GC.
+	// The tables go into the pool under the shard lock (shard, then pool:
+	// the one lock order), so a Clear either reset this shard first (keep
+	// is false) or comes after the put, and its drop of the pool, after
+	// every shard, removes them.
 	sh.mu.Lock()
 	if sp.chunk == nil && keepsSpareChunk(&sh.a) {
 		sp.chunk = b
 	}
-	keep := keepsSpareTables(sh.tab.Load())
-	sh.mu.Unlock()
-	if keep {
+	if keepsSpareTables(sh.tab.Load()) {
 		for _, t := range made {
 			sp.pool.put(t)
 		}
 	}
+	sh.mu.Unlock()
 }
 
 // refillAll refills every shard that asked.

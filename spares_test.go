@@ -149,26 +149,44 @@ func TestNoSparesForSmallShardsOrWithoutReaper(t *testing.T) {
 }
 
 // TestTablePoolSharedByShards: the shards of a store take their splits'
-// halves from one pool, from several goroutines at once. No table is ever
-// in two places: not in two shards' directories, not in a directory and
-// the pool. The pool holds at most poolTables, and every key reads back.
+// halves from one pool, from several goroutines at once. Once the shards
+// are deep enough the pool fills, and later splits take its tables. No
+// table is ever in two places: not in two shards' directories, not in a
+// directory and the pool. The pool holds at most poolTables, every key
+// reads back, and Clear empties the pool.
 func TestTablePoolSharedByShards(t *testing.T) {
 	s := New(WithShards(4), WithMaxKeys(1<<20), func(o *options) { o.tableSlots = 256 })
 	defer s.Close()
 	const writers, each = 4, 6000
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if err := s.SetString(fmt.Sprintf("w%d-%d", w, i), "v"); err != nil {
-					t.Error(err)
-					return
+	write := func(round int) {
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					if err := s.SetString(fmt.Sprintf("r%d-w%d-%d", round, w, i), "v"); err != nil {
+						t.Error(err)
+						return
+					}
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	write(0)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.s.tables.held()) < poolTables {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool never filled: %d tables", len(s.s.tables.held()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	first := map[*table]bool{}
+	for _, tb := range s.s.tables.held() {
+		first[tb] = true
+	}
+	write(1)
 	seen := map[*table]string{}
+	fromPool := 0
 	for i := range s.s.shards {
 		sh := &s.s.shards[i]
 		sh.mu.Lock()
@@ -177,8 +195,14 @@ func TestTablePoolSharedByShards(t *testing.T) {
 				t.Errorf("a table is in shard %d and in %s", i, where)
 			}
 			seen[tb] = fmt.Sprint("shard ", i)
+			if first[tb] {
+				fromPool++
+			}
 		})
 		sh.mu.Unlock()
+	}
+	if fromPool == 0 {
+		t.Error("no split took a table from the pool")
 	}
 	pooled := s.s.tables.held()
 	if len(pooled) > poolTables {
@@ -189,10 +213,13 @@ func TestTablePoolSharedByShards(t *testing.T) {
 			t.Errorf("a pooled table is also in %s", where)
 		}
 	}
-	for w := range writers {
-		for i := range each {
-			if v, ok, err := s.GetString(fmt.Sprintf("w%d-%d", w, i)); err != nil || !ok || v != "v" {
-				t.Fatalf("w%d-%d: %q %v %v", w, i, v, ok, err)
+	for round := range 2 {
+		for w := range writers {
+			for i := range each {
+				k := fmt.Sprintf("r%d-w%d-%d", round, w, i)
+				if v, ok, err := s.GetString(k); err != nil || !ok || v != "v" {
+					t.Fatalf("%s: %q %v %v", k, v, ok, err)
+				}
 			}
 		}
 	}

@@ -789,8 +789,9 @@ func (st *store) clear() {
 		st.count.Add(int64(-n))
 		sh.mu.Unlock()
 	}
-	// After the shards: a refill that was making tables then finds its
-	// shard too small to keep them (see refill), so none comes back.
+	// After the shards: a refill that was making tables either put them
+	// before this reset their shard (removed here) or finds the shard too
+	// small to keep them (see refill), so none comes back.
 	st.tables.drop()
 }
 
