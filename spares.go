@@ -152,13 +152,6 @@ func (p *tablePool) drop() {
 	p.tables = p.tables[:0]
 }
 
-// held returns the tables in the pool (tests).
-func (p *tablePool) held() []*table {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]*table(nil), p.tables...)
-}
-
 // slotBytes is the memory of slots, as bytes.
 func slotBytes(slots []slot) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&slots[0])), len(slots)*int(unsafe.Sizeof(slot{})))

@@ -8,11 +8,18 @@ import (
 	"unsafe"
 )
 
+// poolHeld returns the tables in the pool.
+func poolHeld(p *tablePool) []*table {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*table(nil), p.tables...)
+}
+
 // spareState reads what a shard holds in spares, under its lock.
 func spareState(sh *shard) (chunk []byte, tables []*table) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.sp.chunk, sh.sp.pool.held()
+	return sh.sp.chunk, poolHeld(sh.sp.pool)
 }
 
 // waitSpares waits until the reaper has refilled sh: a spare chunk, and
@@ -174,14 +181,14 @@ func TestTablePoolSharedByShards(t *testing.T) {
 	}
 	write(0)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(s.s.tables.held()) < poolTables {
+	for len(poolHeld(&s.s.tables)) < poolTables {
 		if time.Now().After(deadline) {
-			t.Fatalf("the pool never filled: %d tables", len(s.s.tables.held()))
+			t.Fatalf("the pool never filled: %d tables", len(poolHeld(&s.s.tables)))
 		}
 		time.Sleep(time.Millisecond)
 	}
 	first := map[*table]bool{}
-	for _, tb := range s.s.tables.held() {
+	for _, tb := range poolHeld(&s.s.tables) {
 		first[tb] = true
 	}
 	write(1)
@@ -204,7 +211,7 @@ func TestTablePoolSharedByShards(t *testing.T) {
 	if fromPool == 0 {
 		t.Error("no split took a table from the pool")
 	}
-	pooled := s.s.tables.held()
+	pooled := poolHeld(&s.s.tables)
 	if len(pooled) > poolTables {
 		t.Errorf("the pool holds %d tables, at most %d", len(pooled), poolTables)
 	}
@@ -224,7 +231,7 @@ func TestTablePoolSharedByShards(t *testing.T) {
 		}
 	}
 	s.Clear()
-	if n := len(s.s.tables.held()); n != 0 {
+	if n := len(poolHeld(&s.s.tables)); n != 0 {
 		t.Errorf("Clear left %d tables in the pool", n)
 	}
 }

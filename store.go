@@ -181,7 +181,6 @@ func (s *store) checkKey(key string) error {
 	if int64(len(key)) > maxRecordLen { // only a custom validator lets one through
 		return fmt.Errorf("%w: %d bytes, longer than a record holds", ErrInvalidKey, len(key))
 	}
-	var err error
 	switch s.keys {
 	case refKeys:
 		return ValidateKey(key)
@@ -190,9 +189,8 @@ func (s *store) checkKey(key string) error {
 			return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidKey, len(key), s.maxKey)
 		}
 		return nil
-	default:
-		err = s.validate(strings.Clone(key))
 	}
+	err := s.validate(strings.Clone(key))
 	if err == nil || errors.Is(err, ErrInvalidKey) {
 		return err
 	}

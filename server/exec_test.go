@@ -2,12 +2,12 @@ package server
 
 import (
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/shardkv/shardkv"
+	"github.com/shardkv/shardkv/shardkvtest"
 )
 
 // TestExecAllocations pins what a plain GET, SET and INCR allocate in the
@@ -48,7 +48,7 @@ func TestExecAllocations(t *testing.T) {
 		c.out = c.out[:0]
 		var got uint64
 		for range 3 { // another goroutine's allocation can only add: measure again
-			got = countMallocs(1000, op)
+			got = shardkvtest.Mallocs(1000, op)
 			if got <= tc.max {
 				break
 			}
@@ -57,17 +57,6 @@ func TestExecAllocations(t *testing.T) {
 			t.Errorf("%s: %d allocations in 1000 runs, want at most %d", tc.args[0], got, tc.max)
 		}
 	}
-}
-
-func countMallocs(n int, op func()) uint64 {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range n {
-		op()
-	}
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs
 }
 
 // BenchmarkExec runs single commands through the client's dispatch (the

@@ -36,3 +36,15 @@ func TestRunBackend_NoEvents(t *testing.T) {
 		return shardkv.New(shardkv.WithBackend(plainBackend{shardkvtest.LocalBackend{Store: inner}}))
 	}, shardkvtest.Options{NoEvents: true})
 }
+
+func TestMallocs(t *testing.T) {
+	var sink [][]byte
+	if got := shardkvtest.Mallocs(100, func() { sink = append(sink[:0], make([]byte, 1<<10)) }); got < 100 {
+		t.Errorf("100 allocating calls: %d allocations, want at least 100", got)
+	}
+	n := 0
+	if got := shardkvtest.Mallocs(100, func() { n++ }); got > 10 || n != 100 {
+		t.Errorf("100 calls that allocate nothing: %d allocations, %d calls", got, n)
+	}
+	_ = sink
+}

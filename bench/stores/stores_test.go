@@ -3,12 +3,12 @@ package stores_test
 import (
 	"bytes"
 	"context"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/shardkv/shardkv/bench/stores"
+	"github.com/shardkv/shardkv/shardkvtest"
 )
 
 // build returns every row (variants over their group's base), each a fresh
@@ -140,20 +140,6 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// mallocs runs op n times and returns the heap allocations made meanwhile
-// (runtime.MemStats.Mallocs), unrounded, with GOMAXPROCS(1) as
-// testing.AllocsPerRun sets it.
-func mallocs(n int, op func()) uint64 {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range n {
-		op()
-	}
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs
-}
-
 // TestReaderAllocations pins what a read allocates, exactly, summed over
 // many reads (testing.AllocsPerRun rounds its mean down, so "want 1" would
 // pass at 1.99): shardkv's Get only its copy, its zero-copy readers and the
@@ -188,7 +174,7 @@ func TestReaderAllocations(t *testing.T) {
 		}
 		var totals []uint64
 		for range 3 {
-			got := mallocs(runs, func() { read("user:000001") })
+			got := shardkvtest.Mallocs(runs, func() { read("user:000001") })
 			totals = append(totals, got)
 			if got <= runs*w {
 				break

@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# A/B of the storage change: the root package's benchmarks at the commit
-# before the chunked storage (35c8fb9) against those of a given commit
+# A/B of two commits' benchmarks: by default the root package's, at the
+# commit before the chunked storage (35c8fb9) against a given commit
 # (default HEAD), each built once, run alternately ROUNDS times (default 6)
 # so that the machine's drift falls on both alike. Writes
-# docs/bench/raw/ab-storage-{old,new}.txt and their benchstat,
-# docs/bench/raw/ab-storage.benchstat.txt. Run it on a quiet machine:
-# about a minute a round on 2 cores.
+# $RAW/$NAME-{old,new}.txt and their benchstat, $RAW/$NAME.benchstat.txt
+# (default docs/bench/raw/ab-storage*). Run it on a quiet machine: about a
+# minute a round on 2 cores.
 #
 #   bash docs/bench/ab-storage.sh [commit]     # OLD=commit sets the baseline (default 35c8fb9)
-#   BENCH=regexp runs only those benchmarks; RAW=dir writes elsewhere
+#
+# BENCH=regexp runs only those benchmarks, BENCHTIME their -test.benchtime
+# (300ms); RAW=dir and NAME=prefix write elsewhere; PKG=dir measures that
+# package (a module of the workspace, such as server) instead of the root;
+# FROM_NEW=BenchmarkX gives an OLD that lacks that benchmark NEW's file of
+# it (and NEW's race_test.go and norace_test.go beside it). The server's
+# command path, as README "Throughput against Redis" quotes it:
+#
+#   OLD=3234dd2 RAW=docs/evidence/keys-noescape NAME=ab-exec PKG=server BENCH=Exec \
+#     BENCHTIME=1000000x ROUNDS=8 FROM_NEW=BenchmarkExec bash docs/bench/ab-storage.sh 37576f1
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 old=${OLD:-35c8fb9}
 new=$(git rev-parse --short "${1:-HEAD}")
 rounds=${ROUNDS:-6}
-bench=${BENCH:-'Get1M|Read|Workloads|IncrementHot|CASCounter|Watch|ListKeys'} # BENCH=regexp runs fewer
-raw=${RAW:-docs/bench/raw} # RAW=dir writes elsewhere
+bench=${BENCH:-'Get1M|Read|Workloads|IncrementHot|CASCounter|Watch|ListKeys'}
+benchtime=${BENCHTIME:-300ms}
+raw=${RAW:-docs/bench/raw}
+name=${NAME:-ab-storage}
+pkg=${PKG:-.}
 mkdir -p "$raw"
 benchstat=${BENCHSTAT:-$(command -v benchstat || echo "$HOME/go/bin/benchstat")}
 
@@ -25,25 +37,35 @@ trap 'git worktree remove --force "$work/old" >/dev/null 2>&1; git worktree remo
 for v in old new; do
   c=$old; [ $v = new ] && c=$new
   git worktree add -f --detach "$work/$v" "$c" >/dev/null 2>&1
-  (cd "$work/$v" && GOWORK=off go test -c -o "$work/$v.test" .)
+  if [ -n "${FROM_NEW:-}" ] && ! grep -qs "func $FROM_NEW(" "$work/$v/$pkg"/*_test.go; then
+    src=$(git grep -l "func $FROM_NEW(" "$new" -- "$pkg/" | head -n 1) # NEW:PKG/FILE
+    git show "$src" >"$work/$v/$pkg/$(basename "${src#*:}")"
+    for f in race_test.go norace_test.go; do
+      [ -f "$work/$v/$pkg/$f" ] || ! git cat-file -e "$new:$pkg/$f" 2>/dev/null || git show "$new:$pkg/$f" >"$work/$v/$pkg/$f"
+    done
+  fi
+  # The root package builds on its own go.mod; another module needs the
+  # workspace.
+  gowork=off; [ "$pkg" = . ] || gowork=
+  (cd "$work/$v/$pkg" && GOWORK=$gowork go test -c -o "$work/$v.test" .)
 done
 
 for v in old new; do
   {
-    echo "# A/B: in-package benchmarks, old = $old$([ -n "${OLD:-}" ] || echo " (before the storage change)"), new = $new"
+    echo "# A/B: in-package benchmarks of $pkg, old = $old$([ -n "${OLD:-}" ] || echo " (before the storage change)"), new = $new"
     echo "# date: $(date -u +%FT%TZ); $(uname -a); nproc $(nproc); $(go version)"
     echo "# loadavg at start: $(cat /proc/loadavg)"
-    echo "# each round: ./old.test then ./new.test, -test.run '^\$' -test.bench '$bench' -test.cpu 2 -test.benchtime 300ms -test.benchmem; $rounds rounds (docs/bench/ab-storage.sh)"
-  } >"$raw/ab-storage-$v.txt"
+    echo "# each round: ./old.test then ./new.test, -test.run '^\$' -test.bench '$bench' -test.cpu 2 -test.benchtime $benchtime -test.benchmem; $rounds rounds (docs/bench/ab-storage.sh)"
+  } >"$raw/$name-$v.txt"
 done
 for r in $(seq "$rounds"); do
   for v in old new; do
-    (cd "$work/$v" && "$work/$v.test" -test.run '^$' -test.bench "$bench" -test.cpu 2 -test.benchtime 300ms -test.benchmem) >>"$raw/ab-storage-$v.txt"
+    (cd "$work/$v/$pkg" && "$work/$v.test" -test.run '^$' -test.bench "$bench" -test.cpu 2 -test.benchtime "$benchtime" -test.benchmem) >>"$raw/$name-$v.txt"
   done
   echo "round $r of $rounds done" >&2
 done
-for v in old new; do echo "# loadavg at end: $(cat /proc/loadavg)" >>"$raw/ab-storage-$v.txt"; done
-cp "$raw/ab-storage-old.txt" "$work/ab-old.txt"
-cp "$raw/ab-storage-new.txt" "$work/ab-new.txt"
-(cd "$work" && "$benchstat" ab-old.txt ab-new.txt) >"$raw/ab-storage.benchstat.txt"
-cat "$raw/ab-storage.benchstat.txt"
+for v in old new; do echo "# loadavg at end: $(cat /proc/loadavg)" >>"$raw/$name-$v.txt"; done
+cp "$raw/$name-old.txt" "$work/ab-old.txt"
+cp "$raw/$name-new.txt" "$work/ab-new.txt"
+(cd "$work" && "$benchstat" ab-old.txt ab-new.txt) >"$raw/$name.benchstat.txt"
+cat "$raw/$name.benchstat.txt"

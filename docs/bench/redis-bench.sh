@@ -161,7 +161,32 @@ if [ -n "$redis_pid" ]; then
   redis_pid=""
 fi
 
-# The table: medians over the rounds of each (command, pipelining, server).
+# The tables: medians over the rounds of each (command, pipelining,
+# server). tabulate reads lines "CMD P SERVER x4 x5 ..." and calls the
+# program's line(cmd, pipelining, key) once a row, SET, GET, INCR and by
+# depth; median(key " SERVER", f) is the median of field f.
+tabulate() {
+  awk '
+    { k = $1 " " $2 " " $3; ++n[k]; for (f = 4; f <= NF; f++) v[k, f, n[k]] = $f; keys[$1 " " $2] = 1 }
+    function median(k, f,   i, j, t, m, a) {
+      m = n[k]; if (m == 0) return -1
+      for (i = 1; i <= m; i++) a[i] = v[k, f, i] + 0
+      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function cell(x, fmt) { return x < 0 ? "–" : sprintf(fmt, x) }
+    END {
+      split("SET GET INCR", cmds, " ")
+      for (c = 1; c <= 3; c++) {
+        for (pk in keys) { split(pk, parts, " "); if (parts[1] == cmds[c]) byp[parts[2] + 0] = pk }
+        np = 0; for (pp in byp) ps[++np] = pp + 0
+        for (i = 2; i <= np; i++) { t = ps[i]; for (j = i - 1; j >= 1 && ps[j] > t; j--) ps[j + 1] = ps[j]; ps[j + 1] = t }
+        for (i = 1; i <= np; i++) line(cmds[c], (ps[i] > 1) ? "-P " ps[i] : "none", byp[ps[i]])
+        delete byp; delete ps
+      }
+    }
+    '"$1"
+}
 {
   sed 's/^/    /' "$out/header.txt"
   echo
@@ -174,32 +199,10 @@ fi
     srv=${b#round*-}; srv=${srv%-P*}
     p=${b##*-P}
     tr -d '\r' <"$f" | awk -F'","' -v srv="$srv" -v p="$p" 'NR > 1 && /^"[A-Z]/ { gsub(/"/, "", $1); gsub(/"/, "", $2); print $1, p, srv, $2 }'
-  done | awk '
-    { k = $1 " " $2 " " $3; v[k, ++n[k]] = $4; keys[$1 " " $2] = 1 }
-    function median(k,   i, j, t, m, a) {
-      m = n[k]; if (m == 0) return -1
-      for (i = 1; i <= m; i++) a[i] = v[k, i] + 0
-      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
-    END {
-      split("SET GET INCR", cmds, " ")
-      for (c = 1; c <= 3; c++) {
-        for (pk in keys) {
-          split(pk, parts, " ")
-          if (parts[1] != cmds[c]) continue
-          row[parts[2] + 0] = pk
-        }
-        np = 0; for (pp in row) ps[++np] = pp + 0
-        for (i = 2; i <= np; i++) { t = ps[i]; for (j = i - 1; j >= 1 && ps[j] > t; j--) ps[j + 1] = ps[j]; ps[j + 1] = t }
-        for (i = 1; i <= np; i++) {
-          pk = row[ps[i]]
-          s = median(pk " shardkv"); r = median(pk " redis")
-          pl = (ps[i] > 1) ? "-P " ps[i] : "none"
-          printf "| %s | %s | %.0f | %s | %s |\n", cmds[c], pl, s, (r < 0 ? "–" : sprintf("%.0f", r)), (r <= 0 ? "–" : sprintf("%.2f", s / r))
-        }
-        delete row; delete ps
-      }
+  done | tabulate '
+    function line(cmd, pl, pk,   s, r) {
+      s = median(pk " shardkv", 4); r = median(pk " redis", 4)
+      printf "| %s | %s | %.0f | %s | %s |\n", cmd, pl, s, cell(r, "%.0f"), (r <= 0 ? "–" : sprintf("%.2f", s / r))
     }'
   echo
   echo "What each server spent per request, medians of the same runs (from /proc/PID/io and /proc/PID/stat before and after each run; \`roundR-SERVER-PP.usage\`): CPU time in µs, and read and write system calls. The client's CPU is not counted: where a server uses more CPU per request, it leaves less to the client that shares the cores."
@@ -212,31 +215,12 @@ fi
     srv=${b#round*-}; srv=${srv%-P*}
     p=${b##*-P}
     awk -v srv="$srv" -v p="$p" -v tck="$tck" '!/^#/ { print $1, p, srv, $5 * 1e6 / tck / $2, $3 / $2, $4 / $2 }' "$f"
-  done | awk '
-    { k = $1 " " $2 " " $3; ++n[k]; for (f = 4; f <= 6; f++) v[k, f, n[k]] = $f; keys[$1 " " $2] = 1 }
-    function median(k, f,   i, j, t, m, a) {
-      m = n[k]; if (m == 0) return -1
-      for (i = 1; i <= m; i++) a[i] = v[k, f, i] + 0
-      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
-    function cell(x, fmt) { return x < 0 ? "–" : sprintf(fmt, x) }
-    END {
-      split("SET GET INCR", cmds, " ")
-      for (c = 1; c <= 3; c++) {
-        for (pk in keys) { split(pk, parts, " "); if (parts[1] == cmds[c]) row[parts[2] + 0] = pk }
-        np = 0; for (pp in row) ps[++np] = pp + 0
-        for (i = 2; i <= np; i++) { t = ps[i]; for (j = i - 1; j >= 1 && ps[j] > t; j--) ps[j + 1] = ps[j]; ps[j + 1] = t }
-        for (i = 1; i <= np; i++) {
-          pk = row[ps[i]]
-          pl = (ps[i] > 1) ? "-P " ps[i] : "none"
-          printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", cmds[c], pl,
-            cell(median(pk " shardkv", 4), "%.2f"), cell(median(pk " redis", 4), "%.2f"),
-            cell(median(pk " shardkv", 5), "%.3f"), cell(median(pk " redis", 5), "%.3f"),
-            cell(median(pk " shardkv", 6), "%.3f"), cell(median(pk " redis", 6), "%.3f")
-        }
-        delete row; delete ps
-      }
+  done | tabulate '
+    function line(cmd, pl, pk) {
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", cmd, pl,
+        cell(median(pk " shardkv", 4), "%.2f"), cell(median(pk " redis", 4), "%.2f"),
+        cell(median(pk " shardkv", 5), "%.3f"), cell(median(pk " redis", 5), "%.3f"),
+        cell(median(pk " shardkv", 6), "%.3f"), cell(median(pk " redis", 6), "%.3f")
     }'
 } >"$out/results.md"
 cat "$out/results.md"
