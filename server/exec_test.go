@@ -1,10 +1,12 @@
 package server
 
 import (
+	"io"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shardkv/shardkv"
 	"github.com/shardkv/shardkv/shardkvtest"
@@ -106,3 +108,99 @@ func BenchmarkExec(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkServe runs a client's whole loop (reading, the size guard,
+// parsing, the commands, writing) over an in-memory connection that hands
+// it pipelines of 16 requests, as redis-benchmark -P 16 sends them, and
+// discards the replies: what a pipelined command costs the server beyond
+// its system calls. Keys cycle over 100k; ns/op is per command.
+func BenchmarkServe(b *testing.B) {
+	const (
+		nkeys = 100_000
+		depth = 16
+	)
+	value := strings.Repeat("x", 64)
+	for _, bc := range []struct {
+		name string
+		req  func(key string) string
+	}{
+		{"SET", func(k string) string { return resp("SET", k, value) }},
+		{"GET", func(k string) string { return resp("GET", k) }},
+		{"INCR", func(k string) string { return resp("INCR", k) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			// Batches of depth requests, over every key in turn.
+			batches := make([][]byte, nkeys/depth)
+			for i := range batches {
+				var sb strings.Builder
+				for j := range depth {
+					sb.WriteString(bc.req("key:" + strconv.Itoa(100_000_000+i*depth+j)))
+				}
+				batches[i] = []byte(sb.String())
+			}
+			st := shardkv.New(StoreOptions()...)
+			defer st.Close()
+			if bc.name == "GET" {
+				for i := range nkeys {
+					st.Set("key:"+strconv.Itoa(100_000_000+i), []byte(value))
+				}
+			}
+			conn := &pipelineConn{batches: batches, left: (b.N + depth - 1) / depth}
+			srv := New(st, Config{})
+			c := newClient(srv, conn)
+			srv.wg.Add(1) // as accept does; serve's finish marks it done
+			b.ReportAllocs()
+			b.ResetTimer()
+			c.serve()
+			b.StopTimer()
+			if conn.writes == 0 || conn.bytes < int64(b.N) {
+				b.Fatalf("%d replies' bytes in %d writes for %d commands", conn.bytes, conn.writes, b.N)
+			}
+		})
+	}
+}
+
+// resp is args as a RESP array of bulk strings.
+func resp(args ...string) string {
+	var sb strings.Builder
+	sb.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		sb.WriteString("$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n")
+	}
+	return sb.String()
+}
+
+// pipelineConn is a net.Conn that reads as left batches, one a Read, then
+// io.EOF, and counts what is written to it.
+type pipelineConn struct {
+	net.Conn // nil: a method not defined here panics
+	batches  [][]byte
+	next     int
+	left     int
+	writes   int
+	bytes    int64
+}
+
+func (p *pipelineConn) Read(b []byte) (int, error) {
+	if p.left == 0 {
+		return 0, io.EOF
+	}
+	p.left--
+	n := copy(b, p.batches[p.next])
+	p.next = (p.next + 1) % len(p.batches)
+	return n, nil
+}
+
+func (p *pipelineConn) Write(b []byte) (int, error) {
+	p.writes++
+	p.bytes += int64(len(b))
+	return len(b), nil
+}
+
+func (p *pipelineConn) Close() error { return nil }
+func (p *pipelineConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+}
+func (p *pipelineConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2} }
+func (p *pipelineConn) SetReadDeadline(time.Time) error  { return nil }
+func (p *pipelineConn) SetWriteDeadline(time.Time) error { return nil }
