@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/rand"
 	"io"
 	"math"
@@ -108,25 +109,42 @@ func (g *guard) scan(b []byte) (int, error) {
 			}
 			i = j
 		case sArray, sBulkLen:
-			c := b[i]
-			i++
-			g.size++
-			if c != '\n' {
-				if g.nhdr == len(g.hdr) {
-					if g.st == sArray {
-						return i - 1, &protoError{"invalid multibulk length"}
-					}
-					return i - 1, &protoError{"invalid bulk length"}
-				}
-				g.hdr[g.nhdr] = c
-				g.nhdr++
-				continue
+			var line []byte // the header's bytes before its LF
+			k := -1
+			if g.nhdr == 0 {
+				k = headerLine(b[i:])
 			}
-			if g.nhdr == 0 || g.hdr[g.nhdr-1] != '\r' {
+			if k >= 0 {
+				// Fast path: the whole header is in b (as it nearly always
+				// is), so it is parsed where it lies, within the bound the
+				// byte path below keeps. A request it takes past reqMax is
+				// refused after the header, not at the byte that crossed
+				// reqMax: the same request, incomplete either way.
+				line = b[i : i+k]
+				i += k + 1
+				g.size += int64(k) + 1
+			} else {
+				c := b[i]
+				i++
+				g.size++
+				if c != '\n' {
+					if g.nhdr == len(g.hdr) {
+						if g.st == sArray {
+							return i - 1, &protoError{"invalid multibulk length"}
+						}
+						return i - 1, &protoError{"invalid bulk length"}
+					}
+					g.hdr[g.nhdr] = c
+					g.nhdr++
+					continue
+				}
+				line = g.hdr[:g.nhdr]
+			}
+			if len(line) == 0 || line[len(line)-1] != '\r' {
 				g.st = sOff // redcon refuses a bare LF
 				continue
 			}
-			v, err := strconv.Atoi(string(g.hdr[:g.nhdr-1]))
+			v, err := atoi(line[:len(line)-1])
 			if err != nil || (v < 0 && g.st == sArray) {
 				g.st = sOff // redcon refuses these
 				continue
@@ -184,6 +202,34 @@ func (g *guard) scan(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// headerLine returns the length of the header line at the start of b (the
+// bytes before its LF) if b holds all of it and it is within the bound the
+// byte-by-byte path keeps (len(guard.hdr) bytes before the LF), else -1.
+func headerLine(b []byte) int {
+	const max = len(guard{}.hdr)
+	if len(b) > max+1 {
+		b = b[:max+1]
+	}
+	return bytes.IndexByte(b, '\n')
+}
+
+// atoi is strconv.Atoi of b, with no conversion to a string for a header
+// of plain digits (every header a client sends); anything else is left to
+// strconv, so that what is accepted is exactly what Atoi accepts.
+func atoi(b []byte) (int, error) {
+	if len(b) == 0 || len(b) > 18 { // 18 digits cannot overflow an int64
+		return strconv.Atoi(string(b))
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return strconv.Atoi(string(b))
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
 }
 
 // requestMax is the longest request allowed with a bulk limit of limit:

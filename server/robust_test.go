@@ -409,3 +409,134 @@ func TestScanUnderChurn(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// guardRun reads stream through a guard whose connection hands it chunk
+// bytes a Read, and returns how many bytes the guard passed on, the error
+// that ended it (nil at the end of the stream) and the guard.
+func guardRun(stream []byte, chunk int, limit int64) (int, error, *guard) {
+	g := &guard{r: &chunkReader{s: string(stream), n: chunk}, limit: func() int64 { return limit }}
+	passed := 0
+	p := make([]byte, len(stream)+1)
+	for {
+		n, err := g.Read(p)
+		passed += n
+		if err == io.EOF {
+			return passed, nil, g
+		}
+		if err != nil {
+			return passed, err, g
+		}
+	}
+}
+
+// checkGuardSplits fails unless the guard passes the same bytes, refuses
+// with the same error and ends in the same state whether stream comes in
+// one read (so that headers take the guard's fast path) or one byte a read
+// (so that every header takes the byte-by-byte path).
+func checkGuardSplits(t *testing.T, stream []byte, limit int64) {
+	t.Helper()
+	wn, werr, wg := guardRun(stream, len(stream)+1, limit)
+	bn, berr, bg := guardRun(stream, 1, limit)
+	// On a refusal the bytes passed may end anywhere in the refused
+	// request (the byte path passes more of a bulk it then refuses), which
+	// is incomplete either way: what must match are the requests before it.
+	wc, bc := completeRequests(stream[:wn]), completeRequests(stream[:bn])
+	if fmt.Sprint(werr) != fmt.Sprint(berr) || wc != bc || (werr == nil && wn != bn) {
+		t.Fatalf("limit %d, stream %q:\nwhole: passed %d (%s), err %v\nbytes: passed %d (%s), err %v",
+			limit, stream, wn, wc, werr, bn, bc, berr)
+	}
+	if werr == nil && (wg.st != bg.st || wg.size != bg.size || wg.left != bg.left || wg.bulks != bg.bulks) {
+		t.Fatalf("limit %d, stream %q: whole ends in state %d size %d left %d bulks %d, bytes in %d %d %d %d",
+			limit, stream, wg.st, wg.size, wg.left, wg.bulks, bg.st, bg.size, bg.left, bg.bulks)
+	}
+}
+
+// completeRequests says how many complete requests the reader parses from
+// b, and how parsing ends.
+func completeRequests(b []byte) string {
+	r := &reader{buf: b, end: len(b)}
+	for n := 0; ; n++ {
+		_, ok, err := r.next()
+		if err != nil || !ok {
+			return fmt.Sprintf("%d requests, then %v", n, err)
+		}
+	}
+}
+
+// The guard's fast path for headers decides as its byte-by-byte path does,
+// on valid streams and on ones broken in the ways that matter to it (long
+// headers, signs, overflows, lengths at and past the limit, bare LFs).
+func TestGuardFastPathMatchesBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	headers := []string{"0", "1", "3", "007", "+2", "-1", "-0", "", " 1", "1 ", "x",
+		"99", "100", "101", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"2147483647", "2147483648", strings.Repeat("1", 31), strings.Repeat("1", 32), strings.Repeat("0", 40) + "1"}
+	for range 3000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(4) {
+			if rng.IntN(10) == 0 {
+				b.WriteString("PING x\r\n")
+				continue
+			}
+			n := 1 + rng.IntN(3)
+			if rng.IntN(8) == 0 {
+				fmt.Fprintf(&b, "*%s\r\n", headers[rng.IntN(len(headers))])
+			} else {
+				fmt.Fprintf(&b, "*%d\r\n", n)
+			}
+			for range n {
+				arg := strings.Repeat("v", rng.IntN(120))
+				switch rng.IntN(12) {
+				case 0:
+					fmt.Fprintf(&b, "$%s\r\n%s\r\n", headers[rng.IntN(len(headers))], arg)
+				case 1:
+					fmt.Fprintf(&b, "$%d\n%s\r\n", len(arg), arg) // bare LF
+				default:
+					fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(arg), arg)
+				}
+			}
+		}
+		stream := []byte(b.String())
+		if rng.IntN(4) == 0 { // cut it short
+			stream = stream[:rng.IntN(len(stream)+1)]
+		}
+		checkGuardSplits(t, stream, int64(1+rng.IntN(150)))
+	}
+}
+
+// atoi is strconv.Atoi, value and refusal, on every kind of header.
+func TestAtoiIsStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	cases := []string{"", "0", "7", "007", "+3", "-3", "-0", "+", "-", " 1", "1 ", "1a", "a1", "/", ":",
+		"999999999999999999", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"9999999999999999999", "18446744073709551617", strings.Repeat("0", 30) + "12"}
+	for range 2000 {
+		b := make([]byte, rng.IntN(22))
+		for i := range b {
+			b[i] = "0123456789+-x/:"[rng.IntN(15)]
+			if rng.IntN(3) > 0 {
+				b[i] = byte('0' + rng.IntN(10))
+			}
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		got, gerr := atoi([]byte(c))
+		want, werr := strconv.Atoi(c)
+		if got != want || (gerr == nil) != (werr == nil) {
+			t.Errorf("atoi(%q) = %d, %v; strconv.Atoi: %d, %v", c, got, gerr, want, werr)
+		}
+	}
+}
+
+// FuzzGuard checks the guard's two paths against each other on any bytes
+// (go test -fuzz FuzzGuard ./server).
+func FuzzGuard(f *testing.F) {
+	f.Add([]byte("*2\r\n$4\r\nINCR\r\n$3\r\nabc\r\n"), uint8(10))
+	f.Add([]byte("*1\r\n$99999999999999999999\r\n"), uint8(200))
+	f.Add([]byte("*-1\r\n*3\n$1\r\nx\r\n"), uint8(1))
+	f.Add([]byte("SET k v\r\n*1\r\n$+3\r\nabc\r\n"), uint8(3))
+	f.Fuzz(func(t *testing.T, stream []byte, limit uint8) {
+		checkGuardSplits(t, stream, int64(limit)+1)
+	})
+}
