@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -59,9 +60,14 @@ type client struct {
 
 	bulkFn func([]byte) // c.writeBulk, bound once (View's callback)
 
-	lower []byte   // the command name, lower-cased
-	num   []byte   // scratch for formatting numbers
-	keys  []string // scratch for SCAN / KEYS
+	lower []byte // the command name, lower-cased
+	// The last command run and its name as the client sent it: a client
+	// mostly repeats one command (a pipeline of INCRs, a GET loop), and
+	// this spares it the lower-casing and the table lookup.
+	last     *command
+	lastName []byte
+	num      []byte   // scratch for formatting numbers
+	keys     []string // scratch for SCAN / KEYS
 }
 
 func newClient(s *Server, nc net.Conn) *client {
@@ -251,18 +257,21 @@ func (c *client) exec(args [][]byte) {
 	if len(args) == 0 {
 		return
 	}
-	c.lower = appendLower(c.lower[:0], args[0])
-	table := commands
-	if c.s.cluster {
-		table = clusterCommands
-	}
-	cmd := table[string(c.lower)]
-	if cmd == nil {
-		c.unknownCommand(args)
-		return
+	cmd := c.last
+	if cmd == nil || !bytes.Equal(args[0], c.lastName) {
+		c.lower = appendLower(c.lower[:0], args[0])
+		table := commands
+		if c.s.cluster {
+			table = clusterCommands
+		}
+		if cmd = table[string(c.lower)]; cmd == nil {
+			c.unknownCommand(args)
+			return
+		}
+		c.last, c.lastName = cmd, append(c.lastName[:0], args[0]...)
+		c.lastCmd.Store(&cmd.name) // only on a change: the store is a full barrier
 	}
 	c.ncmds.Add(1)
-	c.lastCmd.Store(&cmd.name)
 	obs := c.s.obs
 	var start time.Time
 	if obs != nil {
