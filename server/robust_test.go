@@ -491,6 +491,8 @@ func TestGuardFastPathMatchesBytes(t *testing.T) {
 					fmt.Fprintf(&b, "$%s\r\n%s\r\n", headers[rng.IntN(len(headers))], arg)
 				case 1:
 					fmt.Fprintf(&b, "$%d\n%s\r\n", len(arg), arg) // bare LF
+				case 2:
+					fmt.Fprintf(&b, "$%d\r%d\r\n%s\r\n", len(arg), len(arg), arg) // CR, no LF
 				default:
 					fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(arg), arg)
 				}
