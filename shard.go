@@ -182,15 +182,26 @@ func (sh *shard) remove(s *slot, e *entry) {
 }
 
 // schedule (under mu) gives the key of slot s (hash h) a timer firing at
-// when, reusing the slot's timer if it has one. It returns the tick at
-// which the reaper must look at this shard.
-func (sh *shard) schedule(s *slot, h uint64, when int64) int64 {
+// or before when, reusing the slot's timer if it has one; prev is the
+// deadline of the entry s held before (unused when s has no timer). It
+// returns the tick at which the reaper must look at this shard, or noTick
+// when that does not change.
+//
+// A slot's timer fires at or before its entry's deadline, never after: a
+// deadline no earlier than prev leaves the timer as it is, not even
+// touched (its memory is a cache miss of its own), and when it fires
+// early, reclaimDue finds the entry's deadline in its record and places
+// the timer again for it. So a key rewritten many times within its TTL
+// costs its timer nothing per write. An earlier deadline moves it at once.
+func (sh *shard) schedule(s *slot, h uint64, when, prev int64) int64 {
 	var start int64
 	if r := s.timer(); r == 0 {
 		r = sh.w.alloc()
 		sh.w.at(r).hash = h
 		sh.tab.Load().setTimer(s, r)
 		start = sh.w.schedule(r, when)
+	} else if when >= prev {
+		return noTick
 	} else {
 		start = sh.w.reschedule(r, when)
 	}
@@ -405,12 +416,18 @@ const reclaimBudget = 512
 // the lock every reclaimBudget timers.
 func (s *store) reclaimDue(sh *shard, now int64) {
 	fire := func(r tref) {
-		// The timer fired, so the entry of the key it names is expired: a
-		// delete, or an overwrite without a TTL, cancels the timer; an
-		// overwrite with one moves it to the new entry's deadline;
-		// Increment keeps the deadline.
+		// The timer fired. A delete, or an overwrite without a TTL, cancels
+		// the timer; Increment keeps the deadline; an overwrite with a
+		// later deadline leaves the timer where it was (shard.schedule), so
+		// the entry's own deadline, in its record, decides: still ahead,
+		// the timer goes back in the wheel for it; else the entry is
+		// expired.
 		sl := sh.slotOfTimer(r)
 		e := sh.entryOf(sl)
+		if e.when > now {
+			sh.w.schedule(r, e.when)
+			return
+		}
 		s.expire(sh, sl, &e)
 		s.count.Add(-1)
 	}

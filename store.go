@@ -483,7 +483,7 @@ func putOnce(s *store, key string, v []byte, ttl time.Duration, withTTL bool) er
 	sl = storeRecord(sh, sl, &old, key, h, v, when)
 	due := noTick
 	if when >= 0 {
-		due = sh.schedule(sl, h, when)
+		due = sh.schedule(sl, h, when, old.when) // old: unused for a new slot, which has no timer
 	} else {
 		sh.unschedule(sl)
 	}

@@ -135,7 +135,7 @@ func (s *store) updateOnce(key string, fn func(Entry) Change) error {
 		switch {
 		case c.KeepTTL:
 		case when >= 0:
-			due = sh.schedule(sl, h, when)
+			due = sh.schedule(sl, h, when, old.when) // old: unused for a new slot, which has no timer
 		default:
 			sh.unschedule(sl)
 		}
@@ -279,7 +279,7 @@ func (st *store) rename(src, dst string, noReplace bool) (bool, error) {
 	nl := storeRecord(b, dl, &de, dst, hb, e.value, e.when)
 	due := noTick
 	if e.when >= 0 {
-		due = b.schedule(nl, hb, e.when)
+		due = b.schedule(nl, hb, e.when, de.when) // de: unused when dst was new, its slot has no timer
 	} else {
 		b.unschedule(nl)
 	}
