@@ -21,7 +21,7 @@ for r in $(seq $rounds); do
   for cmd in set get incr; do
     for i in 0 1 2 3 4; do
       echo "round $r ${names[$i]} $cmd"
-      bash "$here/syscount.sh" ${pids[$i]} $((7801+i)) -t $cmd -n $n -r 100000 -c 50 -d 64
+      bash "$here/../raw-read/syscount.sh" ${pids[$i]} $((7801+i)) -t $cmd -n $n -r 100000 -c 50 -d 64
     done
   done
 done

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"log"
 	"strconv"
@@ -74,12 +73,8 @@ func (h *handler) exec(st *connState, out []byte, args [][]byte) []byte {
 		}
 		return redcon.AppendOK(out)
 	case len(args) == 2 && eq(args[0], "incr"):
+		// Increment counts a missing key as 0 and creates it.
 		n, err := h.s.Increment(string(args[1]), 1)
-		if errors.Is(err, shardkv.ErrNotFound) {
-			if err = h.s.SetString(string(args[1]), "1"); err == nil {
-				n = 1
-			}
-		}
 		if err != nil {
 			return redcon.AppendError(out, "ERR "+err.Error())
 		}
