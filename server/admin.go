@@ -311,12 +311,20 @@ func (c *client) info() string {
 	if p := c.lastCmd.Load(); p != nil {
 		cmd = *p
 	}
+	// omem: the replies an event loop holds for the client because its
+	// socket did not take them (0 with a goroutine per client, which
+	// waits in the write instead); events=w while they wait, as Redis.
+	omem := c.omem.Load()
+	events := "r"
+	if omem > 0 {
+		events = "w"
+	}
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=0 "+
-		"multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s "+
+		"multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=%d tot-mem=0 events=%s cmd=%s "+
 		"user=default redir=-1 resp=2 lib-name=%s lib-ver=%s",
 		c.id, c.raddr, c.laddr, loadString(&c.name), int64(now.Sub(c.created).Seconds()),
 		int64(now.Sub(time.Unix(0, c.lastActive.Load())).Seconds()), flags,
-		c.nsub.Load(), c.npsub.Load(), cmd, loadString(&c.libName), loadString(&c.libVer))
+		c.nsub.Load(), c.npsub.Load(), omem, events, cmd, loadString(&c.libName), loadString(&c.libVer))
 }
 
 // COMMAND [COUNT | DOCS | INFO name... | LIST | HELP].

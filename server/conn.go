@@ -46,6 +46,7 @@ type client struct {
 	lastCmd    atomic.Pointer[string]
 	lastActive atomic.Int64 // unix nanoseconds
 	ncmds      atomic.Uint64
+	omem       atomic.Int64 // bytes of replies waiting in a loop's wbuf
 
 	// Pub/sub. subs and psubs are guarded by s.hub.mu; nsub and npsub
 	// mirror their sizes for lock-free reads. ob is set by this goroutine
@@ -59,6 +60,23 @@ type client struct {
 	dropped atomic.Bool
 
 	bulkFn func([]byte) // c.writeBulk, bound once (View's callback)
+
+	// The event-loop engine (loop.go): lp is the loop serving the client,
+	// nil when the client has a goroutine of its own (serve) and conn is
+	// its connection; with a loop, conn is nil and fd is the socket. These
+	// fields are the loop goroutine's, but posted (lp.mu's).
+	lp         *loop
+	fd         int
+	wbuf       []byte    // replies the socket has not taken yet, from woff
+	woff       int       //
+	outWait    bool      // replies wait in wbuf: polled for EPOLLOUT, not read
+	closing    bool      // close once wbuf is written, or at closeBy
+	lingering  bool      // closing, write side shut: see loop.finishClose
+	closeBy    time.Time //
+	readErr    error     // the end of the stream, seen while replies waited
+	registered bool      // in the loop's epoll set and conns
+	posted     bool      // in the loop's task list; lp.mu
+	gone       bool      // torn down
 
 	lower []byte // the command name, lower-cased
 	// The last command run and its name as the client sent it: a client
@@ -87,6 +105,13 @@ func newClient(s *Server, nc net.Conn) *client {
 	return c
 }
 
+// onLoop moves c from its connection to lp: c.conn is given up for fd
+// (see detach), and the loop reads fd.
+func (c *client) onLoop(lp *loop, fd int) {
+	c.lp, c.fd, c.conn = lp, fd, nil
+	c.g.r = fdConn(fd)
+}
+
 func addrString(a net.Addr) string {
 	if a == nil {
 		return ""
@@ -102,8 +127,16 @@ func (c *client) subscribed() bool { return c.nsub.Load()+c.npsub.Load() > 0 }
 // Shutdown after setting s.shutdown. The goroutine checks s.shutdown after
 // setting its own read deadline, so whichever of the two deadlines is set
 // last, it does not block in a read once shutdown is set.
-func (c *client) interrupt() { c.conn.SetReadDeadline(time.Unix(1, 0)) }
+// A loop's client needs none: Shutdown wakes the loops.
+func (c *client) interrupt() {
+	if c.conn != nil {
+		c.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
 
+// serve is the goroutine engine: the client's own goroutine reads its
+// connection, runs the commands, and writes the replies, until the client
+// is done.
 func (c *client) serve() {
 	s := c.s
 	defer c.finish()
@@ -199,7 +232,7 @@ func (c *client) readFailed(err error) {
 // waiting long for a peer that does not read.
 func (c *client) finalError(msg string) {
 	c.writeError(msg)
-	if c.ob == nil {
+	if c.ob == nil && c.conn != nil {
 		c.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	}
 	c.flush()
@@ -209,19 +242,34 @@ func (c *client) writeFailed(err error) {
 	c.s.log.Debug("server: write failed; closing client", "client", c.id, "remote", c.raddr, "err", err)
 }
 
-// finish tears the client down: out of the hub, its writer drained, the
-// connection closed, its counters folded into the server's.
+// finish ends serve, after a panic too.
 func (c *client) finish() {
-	s := c.s
 	if r := recover(); r != nil {
-		s.log.Error("server: panic serving client", "client", c.id, "panic", r, "stack", string(debug.Stack()))
+		c.s.log.Error("server: panic serving client", "client", c.id, "panic", r, "stack", string(debug.Stack()))
 	}
+	c.teardown()
+}
+
+// teardown removes the client: out of the hub, its writer drained, the
+// connection closed, its counters folded into the server's. It runs once,
+// on the client's goroutine or its loop.
+func (c *client) teardown() {
+	if c.gone {
+		return
+	}
+	c.gone = true
+	s := c.s
 	s.hub.removeClient(c)
 	if c.ob != nil {
 		c.ob.close(c.dropped.Load())
 		<-c.ob.done
 	}
-	c.conn.Close()
+	if c.lp != nil {
+		c.closeFD()
+	} else {
+		lingerConn(c.conn)
+		c.conn.Close()
+	}
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.closedCmds.Add(c.ncmds.Load())
@@ -235,6 +283,9 @@ func (c *client) finish() {
 // flush hands the pending replies to the connection: written directly, or
 // queued behind the messages of a subscriber's writer.
 func (c *client) flush() error {
+	if c.lp != nil {
+		return c.loopFlush()
+	}
 	if len(c.out) == 0 {
 		return nil
 	}

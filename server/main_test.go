@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +35,14 @@ type quietLogger struct{}
 func (quietLogger) Printf(context.Context, string, ...any) {}
 
 var ctx = context.Background()
+
+// testEventLoops is the Config.EventLoops of the servers tests start when
+// they ask for none: SHARDKV_TEST_EVENTLOOPS, so that the suite runs on
+// either engine (-1: a goroutine per client), else the default.
+var testEventLoops = func() int {
+	n, _ := strconv.Atoi(os.Getenv("SHARDKV_TEST_EVENTLOOPS"))
+	return n
+}()
 
 // env is a server on a loopback port, with its store.
 type env struct {
@@ -79,6 +89,9 @@ func newEnvStore(t testing.TB, st *shardkv.Store, cfg Config) *env {
 	e := &env{t: t, store: st, addr: ln.Addr().String(), logs: &logBuffer{}, errc: make(chan error, 1)}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if cfg.EventLoops == 0 {
+		cfg.EventLoops = testEventLoops
 	}
 	e.srv = New(st, cfg)
 	go func() { e.errc <- e.srv.Serve(ln) }()

@@ -206,6 +206,10 @@ func (c *client) deliver(s *Server, frame []byte) {
 	s.log.Warn("server: subscriber lagging beyond the pub/sub backlog; disconnecting it",
 		"client", c.id, "remote", c.raddr, "backlog", s.backlog)
 	c.ob.close(true)
+	if c.lp != nil {
+		c.lp.post(c) // the loop closes it
+		return
+	}
 	// Past deadlines end the writer's Write and the reader's Read at once
 	// (the reader's goroutine then cleans up and closes the socket);
 	// closing the socket here would wait for the writer's Write to unwind,
@@ -220,9 +224,14 @@ var errOutboxClosed = errors.New("server: connection closing")
 // outbox is a subscriber's queue of encoded frames (published messages
 // and the client's own replies, in order) and the goroutine that writes
 // them, so that publishers never wait for the socket.
+//
+// A loop's client (loop.go) has an outbox with no goroutine: its loop
+// takes the frames and writes them, posted by push when the queue stops
+// being empty.
 type outbox struct {
 	conn  net.Conn
 	limit int
+	c     *client // with a loop: the client, posted to c.lp
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when q grows, pending shrinks, or closed
@@ -238,6 +247,23 @@ func newOutbox(conn net.Conn, limit int) *outbox {
 	o.cond.L = &o.mu
 	go o.run()
 	return o
+}
+
+// newLoopOutbox is the outbox of a loop's client.
+func newLoopOutbox(c *client, limit int) *outbox {
+	o := &outbox{limit: limit, c: c, done: make(chan struct{})}
+	o.cond.L = &o.mu
+	return o
+}
+
+// take returns the queued frames, for the loop to write.
+func (o *outbox) take() [][]byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := o.q
+	o.q = nil
+	o.pending -= len(q)
+	return q
 }
 
 // push queues b. A published message (reply false) is refused when limit
@@ -256,7 +282,14 @@ func (o *outbox) push(b []byte, reply bool) bool {
 	}
 	o.q = append(o.q, b)
 	o.pending++
+	first := len(o.q) == 1
 	o.mu.Unlock()
+	if o.c != nil {
+		if first {
+			o.c.lp.post(o.c)
+		}
+		return true
+	}
 	o.cond.Broadcast()
 	return true
 }
@@ -270,7 +303,9 @@ func (o *outbox) pushReply(b []byte) error {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for o.pending > o.limit && !o.closed {
+	// A loop's client does not wait: its loop reads no more from it while
+	// its replies wait for the socket.
+	for o.c == nil && o.pending > o.limit && !o.closed {
 		o.cond.Wait()
 	}
 	if o.failed {
@@ -290,6 +325,14 @@ func (o *outbox) close(discard bool) {
 	already := o.closed
 	o.closed = true
 	o.mu.Unlock()
+	if o.c != nil {
+		// No writer to end: the loop writes what it took before it
+		// closes the client, and drops the rest.
+		if !already {
+			close(o.done)
+		}
+		return
+	}
 	if !already && !discard {
 		o.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	}
@@ -341,7 +384,11 @@ func (c *client) enterPubSub() bool {
 		c.quit = true
 		return false
 	}
-	c.ob = newOutbox(c.conn, c.s.backlog)
+	if c.lp != nil {
+		c.ob = newLoopOutbox(c, c.s.backlog)
+	} else {
+		c.ob = newOutbox(c.conn, c.s.backlog)
+	}
 	return true
 }
 

@@ -296,6 +296,7 @@ func TestShutdownMidPipeline(t *testing.T) {
 		r.SetReadDeadline(time.Now().Add(10 * time.Second))
 		l, err := r.r.ReadString('\n')
 		if err != nil {
+			t.Logf("DEBUG read end: %v", err)
 			break
 		}
 		n++

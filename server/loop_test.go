@@ -1,0 +1,242 @@
+//go:build linux
+
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardkv/shardkv"
+	"github.com/shardkv/shardkv/shardkvtest"
+)
+
+// engines reports, for each client the server has, whether a loop serves
+// it.
+func engines(s *Server) (loop, goroutine int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.clients {
+		if c.lp != nil {
+			loop++
+		} else {
+			goroutine++
+		}
+	}
+	return loop, goroutine
+}
+
+// plainListener hides its connections' file descriptors, as a TLS
+// listener would.
+type plainListener struct{ net.Listener }
+
+type plainConn struct{ net.Conn }
+
+func (l plainListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return plainConn{c}, nil
+}
+
+func TestEngineChoice(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		loops    int
+		cluster  bool
+		plain    bool
+		wantLoop bool
+	}{
+		{"default", 0, false, false, true},
+		{"three loops", 3, false, false, true},
+		{"goroutines asked for", -1, false, false, false},
+		{"clustered store", 0, true, false, false},
+		{"no file descriptor", 0, false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := StoreOptions()
+			if tc.cluster {
+				shared := newTestStore(t)
+				opts = append(opts, shardkv.WithBackend(shardkvtest.LocalBackend{Store: shared}))
+			}
+			st := shardkv.New(opts...)
+			defer st.Close()
+			srv := New(st, Config{EventLoops: tc.loops, Logger: discardLogger()})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			var l net.Listener = ln
+			if tc.plain {
+				l = plainListener{ln}
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(l) }()
+			defer func() {
+				srv.Close()
+				if err := <-errc; !errors.Is(err, ErrServerClosed) {
+					t.Errorf("Serve: %v", err)
+				}
+			}()
+			r := dialRaw(t, addr)
+			r.send("PING\r\n")
+			r.expect("+PONG\r\n")
+			onLoop, onGoroutine := engines(srv)
+			if tc.wantLoop && (onLoop != 1 || onGoroutine != 0) || !tc.wantLoop && (onLoop != 0 || onGoroutine != 1) {
+				t.Errorf("clients on a loop %d, on a goroutine %d; want a loop: %v", onLoop, onGoroutine, tc.wantLoop)
+			}
+			if tc.wantLoop && tc.loops > 0 && len(srv.loops) != tc.loops {
+				t.Errorf("%d loops, want %d", len(srv.loops), tc.loops)
+			}
+		})
+	}
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, Conn: nc, r: bufio.NewReader(nc)}
+}
+
+// TestLoopClientNotReading: a client that pipelines large replies and does
+// not read them is not read from any more while its replies wait (its
+// loop holds one batch of them), the loop's other clients are served
+// meanwhile, and once it reads, every reply comes, whole and in order.
+func TestLoopClientNotReading(t *testing.T) {
+	e := newEnv(t, Config{EventLoops: 1})
+	val := strings.Repeat("v", 256<<10)
+	if err := e.store.Set("big", []byte(val)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 400 // 100 MiB of replies
+	slow := e.raw()
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for i := range n {
+			if _, err = io.WriteString(slow.Conn, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n*2\r\n$4\r\nECHO\r\n$"+
+				strconv.Itoa(len(strconv.Itoa(i)))+"\r\n"+strconv.Itoa(i)+"\r\n"); err != nil {
+				break
+			}
+		}
+		sent <- err
+	}()
+	// The slow client's replies fill the sockets; then its loop holds
+	// the rest of a batch (CLIENT LIST's omem) and runs no more of its
+	// commands.
+	other := e.raw()
+	omem := func() int {
+		other.send("CLIENT LIST\r\n")
+		l := other.line()
+		n, _ := strconv.Atoi(strings.TrimSpace(l[1:]))
+		b := make([]byte, n+2)
+		other.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(other.r, b); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "addr="+slow.Conn.LocalAddr().String()+" ") {
+				f := line[strings.Index(line, " omem=")+6:]
+				m, _ := strconv.Atoi(f[:strings.IndexByte(f, ' ')])
+				if strings.Contains(line, " events=w ") != (m > 0) {
+					t.Errorf("omem=%d but events: %s", m, line)
+				}
+				return m
+			}
+		}
+		t.Fatalf("slow client not in CLIENT LIST: %q", b)
+		return 0
+	}
+	eventually(t, "the slow client's replies to wait", func() bool { return omem() > 0 })
+	time.Sleep(50 * time.Millisecond)
+	// Bounded: what one flush batch and one value hold, not 100 MiB.
+	if w := omem(); w > flushAt+len(val)+64 {
+		t.Errorf("%d bytes of replies held for the slow client", w)
+	}
+	for range 20 {
+		other.send("PING\r\n")
+		other.expect("+PONG\r\n")
+	}
+	want := "$" + strconv.Itoa(len(val)) + "\r\n" + val + "\r\n"
+	got := make([]byte, len(want))
+	for i := range n {
+		slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(slow.r, got); err != nil || string(got) != want {
+			t.Fatalf("reply %d: %v (%d bytes, equal %v)", i, err, len(got), string(got) == want)
+		}
+		s := strconv.Itoa(i)
+		slow.expect("$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n")
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoopRepliesBeforeClose: replies written just before the server
+// closes a client reach it, even when the client has sent more that will
+// never be read (a close with unread input makes the kernel reset the
+// connection, which loses what is still in flight: the loop lingers).
+func TestLoopRepliesBeforeClose(t *testing.T) {
+	e := newEnv(t, Config{})
+	val := strings.Repeat("x", 1000)
+	echo := "*2\r\n$4\r\nECHO\r\n$1000\r\n" + val + "\r\n"
+	const n = 3000 // 3 MB of replies: more than the sockets buffer
+	for range 3 {
+		r := e.raw()
+		junk := bytes.Repeat([]byte("*1\r\n$4\r\nPING\r\n"), 4096)
+		go func() {
+			io.WriteString(r.Conn, strings.Repeat(echo, n)+"QUIT\r\n")
+			for range 50 {
+				if _, err := r.Conn.Write(junk); err != nil {
+					return
+				}
+			}
+		}()
+		// Read late, so that replies still wait in the server's socket
+		// when it is done with the client.
+		time.Sleep(100 * time.Millisecond)
+		for i := range n {
+			r.SetReadDeadline(time.Now().Add(5 * time.Second))
+			l, err := r.r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reply %d of %d: %q, %v\nserver log:\n%s", i, n, l, err, e.logs.String())
+			}
+			if l != "$1000\r\n" {
+				t.Fatalf("reply %d: %q", i, l)
+			}
+			r.expect(val + "\r\n")
+		}
+		r.expect("+OK\r\n")
+		if rest := r.expectClosed(); rest != "" {
+			t.Fatalf("after QUIT: %q", rest)
+		}
+	}
+}
+
+// TestLoopHalfClose: a client that sends its commands and shuts its write
+// side (printf 'PING\r\n' | nc -N) gets its replies, then the end.
+func TestLoopHalfClose(t *testing.T) {
+	e := newEnv(t, Config{})
+	r := e.raw()
+	r.send("PING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n")
+	r.Conn.(*net.TCPConn).CloseWrite()
+	r.expect("+PONG\r\n$2\r\nhi\r\n")
+	if rest := r.expectClosed(); rest != "" {
+		t.Fatalf("after the replies: %q", rest)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
