@@ -715,3 +715,6 @@ func sockIoctl(sc syscall.Conn, req uint) int {
 	}
 	return n
 }
+
+// loopsSupported: Linux has the event loop.
+const loopsSupported = true

@@ -26,3 +26,6 @@ func (*client) closeFD()         { panic("server: no event loop on this OS") }
 
 // lingerConn is Linux's (loop.go); elsewhere a connection closes at once.
 func lingerConn(net.Conn) {}
+
+// loopsSupported is false: no OS but Linux has the event loop.
+const loopsSupported = false

@@ -261,6 +261,21 @@ func New(store *shardkv.Store, cfg Config) *Server {
 	return s
 }
 
+// EventLoops returns how many event loops serve (or, before Serve, will
+// serve) the clients: 0 when each client has a goroutine of its own (see
+// Config.EventLoops).
+func (s *Server) EventLoops() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving {
+		return len(s.loops)
+	}
+	if !loopsSupported {
+		return 0
+	}
+	return max(s.nloops, 0)
+}
+
 func cmp0[T ~int | ~int64](v, def T) T {
 	if v <= 0 {
 		return def

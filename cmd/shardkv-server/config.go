@@ -23,6 +23,7 @@ type config struct {
 	requirepass          string
 	protectedMode        bool
 	maxClients           int
+	eventLoops           int
 	maxKeys              int   // 0: no limit
 	maxValueSize         int64 // bytes
 	protoMaxBulkLen      int64 // bytes
@@ -122,6 +123,15 @@ var directives = []directive{
 				return errors.New("invalid maxclients: want an integer of at least 1")
 			}
 			c.maxClients = n
+			return nil
+		}},
+	{name: "event-loops", arg: "n", def: "0", usage: "epoll event loops serving the clients; 0: half the cores, at least one; -1: a goroutine per client",
+		apply: func(c *config, a []string) error {
+			n, err := strconv.Atoi(a[0])
+			if err != nil || n < -1 {
+				return errors.New("invalid event-loops: want an integer of at least -1 (0: half the cores, -1: a goroutine per client)")
+			}
+			c.eventLoops = n
 			return nil
 		}},
 	{name: "max-keys", arg: "n", def: "0", usage: "most keys the store holds; 0: no limit",

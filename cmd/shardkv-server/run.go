@@ -123,6 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		Password:             cfg.requirepass,
 		DisableProtectedMode: !cfg.protectedMode,
 		MaxClients:           cfg.maxClients,
+		EventLoops:           cfg.eventLoops,
 		MaxRequestBytes:      cfg.protoMaxBulkLen,
 		IdleTimeout:          cfg.timeout,
 		NotifyKeyspaceEvents: cfg.notifyKeyspaceEvents,
@@ -142,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	log.Info("limits",
 		"maxclients", cfg.maxClients,
+		"event_loops", srv.EventLoops(),
 		"max_keys", maxKeys,
 		"max_value_size", formatMemory(int64(store.MaxValueSize())),
 		"proto_max_bulk_len", formatMemory(cfg.protoMaxBulkLen),
