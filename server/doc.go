@@ -144,7 +144,8 @@
 //
 // Publishing (PUBLISH, and the notification goroutine) never waits for a
 // subscriber: it appends the encoded message to the subscriber's queue,
-// which the subscriber's own writer goroutine writes out. A subscriber
+// which the subscriber's event loop (or, with a goroutine per client, its
+// own writer goroutine) writes out. A subscriber
 // with Config.PubSubBacklog messages still queued is disconnected (logged
 // at warn, counted as client_output_buffer_limit_disconnections in INFO
 // stats), as Redis' client-output-buffer-limit for pubsub does. redcon's
@@ -153,9 +154,18 @@
 //
 // # Connections and limits
 //
-// Each client is served by one goroutine, which reads a batch of
-// pipelined requests, runs them in order and writes the replies; a client
-// in subscribe mode also has a writer goroutine. Config.MaxClients bounds
+// On Linux, clients are served by epoll event loops (Config.EventLoops,
+// by default half of GOMAXPROCS): each loop is one goroutine that reads
+// whichever of its clients have sent something, runs the complete
+// requests read, in order, and writes each client's replies with one
+// write(2); a client whose replies its socket does not take is not read
+// again until they are written. Elsewhere, for a clustered store, for a
+// connection with no file descriptor (TLS, net.Pipe) and with EventLoops
+// below 0, each client has a goroutine of its own doing the same (and a
+// writer goroutine in subscribe mode). Replies and behaviour are the same
+// on both engines; the tests run on each. A command runs on its client's
+// loop, so a slow one (KEYS over a large store) delays that loop's other
+// clients, as in Redis. Config.MaxClients bounds
 // the clients served ("ERR max number of clients reached", then close);
 // with no password and protected mode on (the default), clients not on a
 // loopback address get Redis 7's DENIED message and are closed.
@@ -171,7 +181,12 @@
 // Shutdown stops accepting, lets every client finish the requests it has
 // already read (their replies are written), then closes it, waiting at
 // most until its context ends; Close closes everything at once. Both wait
-// for the server's goroutines to end.
+// for the server's goroutines to end. A client closed while it is still
+// sending (at a Shutdown, or pipelining past QUIT) gets its last replies:
+// rather than close a socket with unread input, which makes the kernel
+// reset the connection and drop what it has not delivered, the server
+// shuts its write side and discards the input until the replies are
+// acknowledged, for at most 2 s (a lingering close, as HTTP servers do).
 //
 // # Cluster mode
 //

@@ -227,6 +227,7 @@ func (lp *loop) run() {
 			// gets: close everything rather than spin.
 			s.log.Error("server: epoll_wait failed; closing the loop's clients", "err", err)
 			lp.forceClose()
+			time.Sleep(10 * time.Millisecond) // no spinning if it persists
 		}
 		woken := false
 		for i := range max(n, 0) {
@@ -556,10 +557,11 @@ func (lp *loop) sweep(now time.Time) {
 }
 
 // shutdownStep closes, once shut down, every client that has no replies
-// waiting, and the others once theirs are written.
+// waiting. One whose replies wait is closed by serve once they are written
+// and it has run the requests it had read (Shutdown's promise).
 func (lp *loop) shutdownStep() {
 	for _, c := range lp.conns {
-		if !c.closing {
+		if !c.closing && !c.outWait {
 			lp.closeAfterWrite(c)
 		}
 	}
