@@ -54,6 +54,7 @@ type loop struct {
 	tasks    []*client // clients with news for the loop (new, frames queued, dropped)
 	signaled bool      // wakefd has been written since the loop last read it
 	force    bool      // close every client now (Close, or Shutdown's ctx ended)
+	exited   bool      // run has returned: wakefd is closed (its number may be reused)
 }
 
 // errAgain is what fdConn.Read returns when the socket has nothing.
@@ -109,11 +110,20 @@ func newLoop(s *Server) (*loop, error) {
 }
 
 // detach takes the socket out of nc for a loop: a dup of its fd, with nc
-// closed. ok is false when nc has no fd (an in-memory or TLS connection):
-// it is then served by a goroutine, untouched.
+// closed. ok is false when nc is not a *net.TCPConn or *net.UnixConn (a
+// TLS connection, a wrapper, an in-memory pipe): it is then served by a
+// goroutine, untouched.
 func detach(nc net.Conn) (fd int, ok bool) {
-	sc, isSys := nc.(syscall.Conn)
-	if !isSys {
+	// Only the standard library's own sockets: a wrapper (counting,
+	// PROXY protocol, bytes it has peeked) may embed one, and reading
+	// its fd would bypass the wrapper.
+	var sc syscall.Conn
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return -1, false
 	}
 	rc, err := sc.SyscallConn()
@@ -202,7 +212,7 @@ func (lp *loop) forceClose() {
 }
 
 func (lp *loop) signalLocked() {
-	if lp.signaled {
+	if lp.signaled || lp.exited {
 		return
 	}
 	lp.signaled = true
@@ -217,8 +227,15 @@ func (lp *loop) signalLocked() {
 func (lp *loop) run() {
 	s := lp.s
 	defer s.wg.Done()
-	defer unix.Close(lp.wakefd)
-	defer unix.Close(lp.epfd)
+	defer func() {
+		// Shutdown or Close may still wake the loop after it ends: mark
+		// it first, so that nothing is written to a reused fd number.
+		lp.mu.Lock()
+		lp.exited = true
+		lp.mu.Unlock()
+		unix.Close(lp.wakefd)
+		unix.Close(lp.epfd)
+	}()
 	lp.tick = time.Now()
 	for {
 		n, err := unix.EpollWait(lp.epfd, lp.events, lp.timeout())
@@ -226,7 +243,9 @@ func (lp *loop) run() {
 			// Only EBADF, EFAULT or EINVAL, which a correct loop never
 			// gets: close everything rather than spin.
 			s.log.Error("server: epoll_wait failed; closing the loop's clients", "err", err)
-			lp.forceClose()
+			for _, c := range lp.conns {
+				lp.close(c)
+			}
 			time.Sleep(10 * time.Millisecond) // no spinning if it persists
 		}
 		woken := false
@@ -240,7 +259,7 @@ func (lp *loop) run() {
 				lp.handle(c, ev.Events)
 			}
 		}
-		if woken || err != nil {
+		if woken {
 			var b [8]byte
 			unix.Read(lp.wakefd, b[:])
 		}
@@ -317,6 +336,9 @@ func (lp *loop) task(c *client, force bool) {
 		return // posted by a publisher just before it went
 	}
 	if !c.registered {
+		if lp.s.obs != nil {
+			lp.s.obs.Connected() // here, so that it precedes Disconnected
+		}
 		if force || c.dropped.Load() {
 			c.teardown()
 			return
@@ -375,9 +397,12 @@ func (lp *loop) handle(c *client, events uint32) {
 	if c.closing {
 		return // waiting only for replies to drain
 	}
-	rerr := c.rd.fill()
+	n, rerr := c.rd.fillN()
 	if rerr == errAgain {
 		rerr = nil
+	}
+	if n > 0 {
+		c.lastActive.Store(time.Now().UnixNano()) // idle counts from the last byte read or written
 	}
 	lp.serve(c, rerr)
 }
@@ -388,7 +413,6 @@ func (lp *loop) handle(c *client, events uint32) {
 // wait for the socket.
 func (lp *loop) serve(c *client, rerr error) {
 	c.readErr = nil
-	ran := false
 	for !c.quit {
 		if c.outWait {
 			// Replies wait for the socket: run no more until they are
@@ -405,10 +429,6 @@ func (lp *loop) serve(c *client, rerr error) {
 		}
 		if !ok {
 			break
-		}
-		if !ran {
-			c.lastActive.Store(time.Now().UnixNano())
-			ran = true
 		}
 		c.exec(args)
 		if len(c.out) >= flushAt {
@@ -545,7 +565,7 @@ func (lp *loop) sweep(now time.Time) {
 		switch {
 		case c.lingering:
 			lp.lingerDone(c, now)
-		case c.closing:
+		case c.closing, !c.closeBy.IsZero(): // closing, or shut down and not reading
 			if now.After(c.closeBy) {
 				lp.close(c)
 			}
@@ -558,11 +578,17 @@ func (lp *loop) sweep(now time.Time) {
 
 // shutdownStep closes, once shut down, every client that has no replies
 // waiting. One whose replies wait is closed by serve once they are written
-// and it has run the requests it had read (Shutdown's promise).
+// and it has run the requests it had read (Shutdown's promise), or by the
+// sweep if it has not read them closeGrace after the shutdown (as a
+// goroutine's write gives up).
 func (lp *loop) shutdownStep() {
 	for _, c := range lp.conns {
-		if !c.closing && !c.outWait {
+		switch {
+		case c.closing:
+		case !c.outWait:
 			lp.closeAfterWrite(c)
+		case c.closeBy.IsZero():
+			c.closeBy = time.Now().Add(closeGrace)
 		}
 	}
 }
@@ -573,6 +599,14 @@ func (lp *loop) shutdownStep() {
 // go through its outbox, behind the frames queued before them.
 func (c *client) loopFlush() error {
 	if c.ob != nil {
+		if c.closing {
+			// After QUIT (or an error, or a shutdown) nothing more is
+			// written, as Redis stops a client's output there; a
+			// lingering client's write side is shut.
+			c.ob.take()
+			c.out = c.out[:0]
+			return nil
+		}
 		if len(c.out) > 0 {
 			c.ob.push(c.out, true) // the outbox owns the slice now
 			c.out = nil
@@ -615,13 +649,18 @@ func (c *client) loopFlush() error {
 
 // writePending writes wbuf as far as the socket takes it, switching c's
 // epoll interest to EPOLLOUT while some is left and back to EPOLLIN once
-// it is all written (a subscriber's newer frames are then taken too).
+// it is all written. Then, once, a subscriber's newer frames are taken
+// too: frames queued after that post the client again, so a busy
+// subscriber gets one batch a turn and does not hold up its loop.
 func (c *client) writePending() error {
-	for {
+	for taken := false; ; taken = true {
 		if c.woff < len(c.wbuf) {
 			n, err := writeFD(c.fd, c.wbuf[c.woff:])
 			if err != nil {
 				return err
+			}
+			if n > 0 {
+				c.lastActive.Store(time.Now().UnixNano())
 			}
 			c.woff += n
 			if c.woff < len(c.wbuf) {
@@ -635,7 +674,7 @@ func (c *client) writePending() error {
 			c.wbuf = c.wbuf[:0]
 		}
 		c.woff = 0
-		if c.ob == nil {
+		if c.ob == nil || c.closing || taken {
 			break
 		}
 		frames := c.ob.take()

@@ -5,10 +5,12 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,21 @@ type plainListener struct{ net.Listener }
 
 type plainConn struct{ net.Conn }
 
+// embedListener's connections embed the *net.TCPConn, SyscallConn
+// included, as a counting or PROXY-protocol wrapper may: a loop must not
+// read past the wrapper.
+type embedListener struct{ net.Listener }
+
+type embedConn struct{ *net.TCPConn }
+
+func (l embedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return embedConn{c.(*net.TCPConn)}, nil
+}
+
 func (l plainListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -54,14 +71,15 @@ func TestEngineChoice(t *testing.T) {
 		name     string
 		loops    int
 		cluster  bool
-		plain    bool
+		wrap     string // "plain": hides the fd; "embed": embeds the *net.TCPConn
 		wantLoop bool
 	}{
-		{"default", 0, false, false, true},
-		{"three loops", 3, false, false, true},
-		{"goroutines asked for", -1, false, false, false},
-		{"clustered store", 0, true, false, false},
-		{"no file descriptor", 0, false, true, false},
+		{"default", 0, false, "", true},
+		{"three loops", 3, false, "", true},
+		{"goroutines asked for", -1, false, "", false},
+		{"clustered store", 0, true, "", false},
+		{"no file descriptor", 0, false, "plain", false},
+		{"a wrapper embedding the TCPConn", 0, false, "embed", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := StoreOptions()
@@ -78,8 +96,11 @@ func TestEngineChoice(t *testing.T) {
 			}
 			addr := ln.Addr().String()
 			var l net.Listener = ln
-			if tc.plain {
+			switch tc.wrap {
+			case "plain":
 				l = plainListener{ln}
+			case "embed":
+				l = embedListener{ln}
 			}
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(l) }()
@@ -351,4 +372,124 @@ func skipReply(br *bufio.Reader) error {
 		return errors.New(string(line))
 	}
 	return nil
+}
+
+// After Shutdown has ended the loops (their eventfds closed), Close must
+// not write to the loop's old wakefd number, which may now be another
+// file (found in review: it did).
+func TestLoopWakeAfterExit(t *testing.T) {
+	st := newTestStore(t)
+	srv := New(st, Config{EventLoops: 1, Logger: discardLogger()})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	r := dialRaw(t, ln.Addr().String())
+	r.send("PING\r\n")
+	r.expect("+PONG\r\n")
+	srv.mu.Lock()
+	wakefd := srv.loops[0].wakefd
+	srv.mu.Unlock()
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-errc
+	var victim *os.File
+	for range 20 {
+		f, err := os.CreateTemp(t.TempDir(), "victim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(f.Fd()) == wakefd {
+			victim = f
+			break
+		}
+		defer f.Close()
+	}
+	if victim == nil {
+		t.Skip("fd not reused")
+	}
+	srv.Close() // "harmless" after Shutdown
+	fi, _ := victim.Stat()
+	t.Logf("wakefd was %d; unrelated file now %d bytes", wakefd, fi.Size())
+	if fi.Size() != 0 {
+		t.Errorf("Close wrote %d bytes into an unrelated file that reused the loop's eventfd number", fi.Size())
+	}
+}
+
+// A subscriber that stops reading does not hold Shutdown up: either
+// engine closes it closeGrace (5 s) after the shutdown.
+func TestShutdownStuckSubscriber(t *testing.T) {
+	for _, n := range []int{1, -1} {
+		t.Run(map[int]string{1: "loop", -1: "goroutine"}[n], func(t *testing.T) {
+			e := newEnv(t, Config{EventLoops: n, PubSubBacklog: 1 << 20})
+			sub := e.raw()
+			sub.send("SUBSCRIBE ch\r\n")
+			sub.expect("*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")
+			pub := e.raw()
+			big := strings.Repeat("m", 64<<10)
+			cmd := "*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$65536\r\n" + big + "\r\n"
+			for range 300 {
+				pub.send(cmd)
+				pub.expect(":1\r\n")
+			}
+			cctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := e.srv.Shutdown(cctx)
+			t.Logf("Shutdown: %v after %v", err, time.Since(start).Round(time.Millisecond))
+			if err != nil {
+				t.Errorf("Shutdown did not finish: %v", err)
+			}
+		})
+	}
+}
+
+// IdleTimeout is "sent nothing for that long": a client still sending a
+// large request is not closed (found in review: the loop counted from the
+// last command run).
+func TestIdleDuringUpload(t *testing.T) {
+	for _, n := range []int{1, -1} {
+		t.Run(map[int]string{1: "loop", -1: "goroutine"}[n], func(t *testing.T) {
+			e := newEnv(t, Config{EventLoops: n, IdleTimeout: 300 * time.Millisecond})
+			r := e.raw()
+			r.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n")
+			for range 10 {
+				time.Sleep(100 * time.Millisecond)
+				if _, err := r.Conn.Write([]byte(strings.Repeat("x", 10))); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+			}
+			r.send("\r\n")
+			r.expect("+OK\r\n")
+		})
+	}
+}
+
+// A client slowly reading a large reply (bytes flowing all along) is not
+// idle (found in review: the loop cut the reply short).
+func TestIdleSlowReader(t *testing.T) {
+	for _, n := range []int{1, -1} {
+		t.Run(map[int]string{1: "loop", -1: "goroutine"}[n], func(t *testing.T) {
+			e := newEnv(t, Config{EventLoops: n, IdleTimeout: 300 * time.Millisecond})
+			val := strings.Repeat("v", 16<<20)
+			e.store.Set("big", []byte(val))
+			r := e.raw()
+			r.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+			r.send("GET big\r\n")
+			buf := make([]byte, 256<<10)
+			total := 0
+			want := len(val) + len("$16777216\r\n\r\n")
+			start := time.Now()
+			for total < want {
+				r.SetReadDeadline(time.Now().Add(5 * time.Second))
+				k, err := r.r.Read(buf)
+				total += k
+				if err != nil {
+					t.Fatalf("after %d of %d bytes, %v: %v", total, want, time.Since(start), err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Logf("read %d bytes in %v", total, time.Since(start))
+		})
+	}
 }

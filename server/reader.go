@@ -77,6 +77,12 @@ func (r *reader) next() (args [][]byte, ok bool, err error) {
 // buffer holds at most one partial request when fill is called, which it
 // moves to the front, or grows the buffer for if it fills it.
 func (r *reader) fill() error {
+	_, err := r.fillN()
+	return err
+}
+
+// fillN is fill, returning how many bytes it read.
+func (r *reader) fillN() (int, error) {
 	switch {
 	case r.start == r.end:
 		r.start, r.end = 0, 0
@@ -93,5 +99,5 @@ func (r *reader) fill() error {
 	}
 	n, err := r.src.Read(r.buf[r.end:])
 	r.end += n
-	return err
+	return n, err
 }

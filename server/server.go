@@ -90,12 +90,13 @@ type Config struct {
 	// goroutine serving its share of them (Linux; see loop.go): 0 means
 	// DefaultEventLoops(). A negative value, another OS, a clustered store
 	// (whose commands wait on the network, which would stall a loop's
-	// every client) and a connection with no file descriptor (TLS, an
-	// in-memory pipe) get a goroutine per client instead. The replies and
-	// every behaviour are the same either way; a loop costs less CPU per
-	// request when clients wait for each reply. A command runs on its
-	// client's loop: a slow one (KEYS over a large store, FLUSHALL) delays
-	// the other clients of that loop, as it delays every client in Redis.
+	// every client) and a connection that is not a *net.TCPConn or
+	// *net.UnixConn (TLS, a wrapper, an in-memory pipe) get a goroutine
+	// per client instead. The replies and every behaviour are the same
+	// either way; a loop costs less CPU per request when clients wait for
+	// each reply. A command runs on its client's loop: a slow one (KEYS
+	// over a large store, FLUSHALL) delays the other clients of that loop,
+	// as it delays every client in Redis.
 	EventLoops int
 }
 
@@ -432,10 +433,8 @@ func (s *Server) accept(nc net.Conn) {
 			// loop.idleAfterShutdown).
 			lp := s.loops[c.id%uint64(len(s.loops))]
 			c.onLoop(lp, fd)
-			if s.obs != nil {
-				s.obs.Connected() // before the loop can call Disconnected
-			}
-			lp.post(c)
+			lp.post(c) // the loop calls Observer.Connected
+
 			s.mu.Unlock()
 			s.totalConns.Add(1)
 			return
