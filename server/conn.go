@@ -74,6 +74,7 @@ type client struct {
 	lingering  bool      // closing, write side shut: see loop.finishClose
 	closeBy    time.Time //
 	readErr    error     // the end of the stream, seen while replies waited
+	outq       int       // the socket's send queue at the last idle sweep
 	registered bool      // in the loop's epoll set and conns
 	posted     bool      // in the loop's task list; lp.mu
 	gone       bool      // torn down

@@ -569,7 +569,15 @@ func (lp *loop) sweep(now time.Time) {
 			if now.After(c.closeBy) {
 				lp.close(c)
 			}
-		case idle > 0 && !c.subscribed() && now.UnixNano()-c.lastActive.Load() > int64(idle):
+		case idle <= 0 || c.subscribed():
+		case now.UnixNano()-c.lastActive.Load() <= int64(idle):
+		case c.delivering():
+			// Replies are still reaching the client from the socket's
+			// queue (megabytes of it, which epoll reports writable only
+			// once much has drained, or which the loop finished writing
+			// long ago): it reads, so it is not idle.
+			c.lastActive.Store(now.UnixNano())
+		default:
 			lp.s.log.Debug("server: closing idle client", "client", c.id, "remote", c.raddr)
 			lp.close(c)
 		}
@@ -705,6 +713,17 @@ func (c *client) watchOut(on bool) error {
 	}
 	c.outWait = on
 	return nil
+}
+
+// delivering reports whether the socket holds replies not yet
+// acknowledged and that queue has changed since the last call (made once
+// an idle timeout has passed): the client is reading them. A client that
+// stops reading is closed at the next timeout.
+func (c *client) delivering() bool {
+	q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	moved := err == nil && q > 0 && q != c.outq
+	c.outq = q
+	return moved
 }
 
 // closeFD closes a loop client's socket.

@@ -493,3 +493,61 @@ func TestIdleSlowReader(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopUnixSocket: a Unix socket's clients are served on a loop too,
+// and closing one that pipelined past QUIT still delivers its replies.
+func TestLoopUnixSocket(t *testing.T) {
+	st := newTestStore(t)
+	srv := New(st, Config{Logger: discardLogger()})
+	path := t.TempDir() + "/shardkv.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	defer func() {
+		srv.Close()
+		if err := <-errc; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := &rawConn{t: t, Conn: nc, r: bufio.NewReader(nc)}
+	r.send("SET k v\r\nGET k\r\n")
+	r.expect("+OK\r\n$1\r\nv\r\n")
+	if onLoop, onGoroutine := engines(srv); onLoop != 1 || onGoroutine != 0 {
+		t.Errorf("clients on a loop %d, on a goroutine %d; want the Unix socket's on a loop", onLoop, onGoroutine)
+	}
+	r.send("PING\r\nQUIT\r\nPING\r\nPING\r\n")
+	r.expect("+PONG\r\n+OK\r\n")
+	if rest := r.expectClosed(); rest != "" {
+		t.Fatalf("after QUIT: %q", rest)
+	}
+}
+
+// TestIdleClosesClientNotReading: on a loop, a client that stops reading
+// a large reply is closed by the idle timeout (at most two timeouts after
+// its replies stop moving), as Redis does; replies still moving keep it
+// (TestIdleSlowReader).
+func TestIdleClosesClientNotReading(t *testing.T) {
+	e := newEnv(t, Config{EventLoops: 1, IdleTimeout: 200 * time.Millisecond})
+	e.store.Set("big", []byte(strings.Repeat("v", 16<<20)))
+	r := e.raw()
+	r.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	r.send("PING\r\n") // accepted and registered
+	r.expect("+PONG\r\n")
+	r.send("GET big\r\n")
+	start := time.Now()
+	eventually(t, "the client not reading to be closed", func() bool {
+		onLoop, _ := engines(e.srv)
+		return onLoop == 0
+	})
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("closed after %v, before its idle timeout", d)
+	}
+}

@@ -63,7 +63,10 @@ type Config struct {
 	// not affected.
 	MaxRequestBytes int64
 	// IdleTimeout closes a client that sent nothing for that long (Redis'
-	// timeout); 0 means never. Clients in subscribe mode are exempt.
+	// timeout); 0 means never. Clients in subscribe mode are exempt, and
+	// so is one still reading replies. On an event loop, a client that
+	// stops reading its replies is closed too (as in Redis); with a
+	// goroutine per client it waits in the write.
 	IdleTimeout time.Duration
 	// NotifyKeyspaceEvents are the initial notify-keyspace-events flags,
 	// as CONFIG SET takes them ("" none, e.g. "KEA"). An invalid string is
