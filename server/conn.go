@@ -152,7 +152,7 @@ func (c *client) serve() {
 		if s.shutdown.Load() || c.dropped.Load() {
 			return
 		}
-		rerr := c.rd.fill()
+		_, rerr := c.rd.fill()
 		// What was read before an error is served first: the guard
 		// passes on the requests before one it refuses.
 		ran := false

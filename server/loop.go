@@ -46,6 +46,12 @@ type loop struct {
 	events []unix.EpollEvent
 	conns  map[int32]*client // registered clients by fd; loop goroutine only
 	tick   time.Time         // when idle and stuck clients were last checked
+	// now is read once as epoll_wait returns, for everything the
+	// iteration stamps (lastActive, the sweep): a clock read per
+	// iteration, not per client, as Redis caches its clock per event-loop
+	// turn. A long command makes it stale by as much for the clients
+	// served after it in that turn.
+	now time.Time
 	// lingering counts the clients closing in finishClose's way.
 	lingering int
 	discard   [4096]byte // what lingering clients send is read into it
@@ -56,9 +62,6 @@ type loop struct {
 	force    bool      // close every client now (Close, or Shutdown's ctx ended)
 	exited   bool      // run has returned: wakefd is closed (its number may be reused)
 }
-
-// errAgain is what fdConn.Read returns when the socket has nothing.
-var errAgain = unix.EAGAIN
 
 // closeGrace bounds how long a closing client's last replies may wait for
 // it to read them (the goroutine engine's finalError and outbox drain wait
@@ -157,7 +160,7 @@ func (fd fdConn) Read(p []byte) (int, error) {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return 0, err // errAgain included
+			return 0, err // unix.EAGAIN included
 		case n == 0 && len(p) > 0:
 			return 0, io.EOF
 		}
@@ -236,9 +239,11 @@ func (lp *loop) run() {
 		unix.Close(lp.wakefd)
 		unix.Close(lp.epfd)
 	}()
-	lp.tick = time.Now()
+	lp.now = time.Now()
+	lp.tick = lp.now
 	for {
 		n, err := unix.EpollWait(lp.epfd, lp.events, lp.timeout())
+		lp.now = time.Now()
 		if err != nil && err != unix.EINTR {
 			// Only EBADF, EFAULT or EINVAL, which a correct loop never
 			// gets: close everything rather than spin.
@@ -259,22 +264,25 @@ func (lp *loop) run() {
 				lp.handle(c, ev.Events)
 			}
 		}
+		// Every post signals the eventfd (or finds it signalled and not
+		// yet read), so tasks come only with a wake-up: no lock is taken
+		// in an iteration without one.
 		if woken {
 			var b [8]byte
 			unix.Read(lp.wakefd, b[:])
-		}
-		force, tasks := lp.takeTasks()
-		for _, c := range tasks {
-			lp.task(c, force)
-		}
-		if force {
-			for _, c := range lp.conns {
-				lp.close(c)
+			force, tasks := lp.takeTasks()
+			for _, c := range tasks {
+				lp.task(c, force)
+			}
+			if force {
+				for _, c := range lp.conns {
+					lp.close(c)
+				}
 			}
 		}
-		if now := time.Now(); now.Sub(lp.tick) >= lp.tickEvery() {
-			lp.tick = now
-			lp.sweep(now)
+		if lp.now.Sub(lp.tick) >= lp.tickEvery() {
+			lp.tick = lp.now
+			lp.sweep(lp.now)
 		}
 		if s.shutdown.Load() {
 			lp.shutdownStep()
@@ -309,7 +317,7 @@ func (lp *loop) idleAfterShutdown() bool {
 
 // timeout is epoll_wait's, in milliseconds: until the next sweep.
 func (lp *loop) timeout() int {
-	d := lp.tickEvery() - time.Since(lp.tick)
+	d := lp.tickEvery() - lp.now.Sub(lp.tick)
 	return max(int(d/time.Millisecond), 1)
 }
 
@@ -374,7 +382,11 @@ func (lp *loop) handle(c *client, events uint32) {
 		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 			return
 		}
-		if err := c.writePending(); err != nil {
+		err := c.writePending()
+		if err == nil && !c.outWait {
+			err = c.flush() // a subscriber's frames queued meanwhile: one batch a turn
+		}
+		if err != nil {
 			c.writeFailed(err)
 			lp.close(c)
 			return
@@ -397,12 +409,12 @@ func (lp *loop) handle(c *client, events uint32) {
 	if c.closing {
 		return // waiting only for replies to drain
 	}
-	n, rerr := c.rd.fillN()
-	if rerr == errAgain {
+	n, rerr := c.rd.fill()
+	if rerr == unix.EAGAIN {
 		rerr = nil
 	}
 	if n > 0 {
-		c.lastActive.Store(time.Now().UnixNano()) // idle counts from the last byte read or written
+		c.lastActive.Store(lp.now.UnixNano()) // idle counts from the last byte read or written
 	}
 	lp.serve(c, rerr)
 }
@@ -474,7 +486,7 @@ func (lp *loop) closeAfterWrite(c *client) {
 	}
 	if !c.closing {
 		c.closing = true
-		c.closeBy = time.Now().Add(closeGrace)
+		c.closeBy = lp.now.Add(closeGrace)
 	}
 }
 
@@ -496,7 +508,7 @@ func (lp *loop) finishClose(c *client) {
 		return
 	}
 	c.closing, c.lingering = true, true
-	c.closeBy = time.Now().Add(lingerMax)
+	c.closeBy = lp.now.Add(lingerMax)
 	lp.lingering++
 }
 
@@ -519,7 +531,7 @@ func (lp *loop) linger(c *client) {
 			return
 		}
 	}
-	lp.lingerDone(c, time.Now())
+	lp.lingerDone(c, lp.now)
 }
 
 // lingerDone closes a lingering c whose replies the peer has all
@@ -565,7 +577,7 @@ func (lp *loop) sweep(now time.Time) {
 		switch {
 		case c.lingering:
 			lp.lingerDone(c, now)
-		case c.closing, !c.closeBy.IsZero(): // closing, or shut down and not reading
+		case !c.closeBy.IsZero(): // closing, or shut down and not reading
 			if now.After(c.closeBy) {
 				lp.close(c)
 			}
@@ -596,7 +608,7 @@ func (lp *loop) shutdownStep() {
 		case !c.outWait:
 			lp.closeAfterWrite(c)
 		case c.closeBy.IsZero():
-			c.closeBy = time.Now().Add(closeGrace)
+			c.closeBy = lp.now.Add(closeGrace)
 		}
 	}
 }
@@ -604,7 +616,10 @@ func (lp *loop) shutdownStep() {
 // loopFlush is flush for a loop's client: the pending replies are written
 // as far as the socket takes them, the rest kept in wbuf (and EPOLLOUT
 // watched) behind anything already waiting there. A subscriber's replies
-// go through its outbox, behind the frames queued before them.
+// go through its outbox, behind the frames queued before them, and each
+// call takes what is queued once: frames queued after that post the
+// client again, so a busy subscriber gets one batch a turn and does not
+// hold up its loop.
 func (c *client) loopFlush() error {
 	if c.ob != nil {
 		if c.closing {
@@ -630,21 +645,17 @@ func (c *client) loopFlush() error {
 	if len(c.out) == 0 {
 		return nil
 	}
+	var err error
 	if c.outWait {
 		c.wbuf = append(c.wbuf, c.out...)
-		c.omem.Store(int64(len(c.wbuf) - c.woff))
+		err = c.waiting()
 	} else {
-		n, err := writeFD(c.fd, c.out)
-		if err != nil {
-			return err
-		}
-		if n < len(c.out) {
+		// The common case: written straight from out, with no copy.
+		var n int
+		if n, err = writeFD(c.fd, c.out); err == nil && n < len(c.out) {
 			c.wbuf = append(c.wbuf[:0], c.out[n:]...)
 			c.woff = 0
-			c.omem.Store(int64(len(c.wbuf)))
-			if err := c.watchOut(true); err != nil {
-				return err
-			}
+			err = c.waiting()
 		}
 	}
 	if cap(c.out) > 1<<20 {
@@ -652,49 +663,39 @@ func (c *client) loopFlush() error {
 	} else {
 		c.out = c.out[:0]
 	}
-	return nil
+	return err
 }
 
-// writePending writes wbuf as far as the socket takes it, switching c's
-// epoll interest to EPOLLOUT while some is left and back to EPOLLIN once
-// it is all written. Then, once, a subscriber's newer frames are taken
-// too: frames queued after that post the client again, so a busy
-// subscriber gets one batch a turn and does not hold up its loop.
+// writePending writes wbuf as far as the socket takes it.
 func (c *client) writePending() error {
-	for taken := false; ; taken = true {
-		if c.woff < len(c.wbuf) {
-			n, err := writeFD(c.fd, c.wbuf[c.woff:])
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				c.lastActive.Store(time.Now().UnixNano())
-			}
-			c.woff += n
-			if c.woff < len(c.wbuf) {
-				c.omem.Store(int64(len(c.wbuf) - c.woff))
-				return c.watchOut(true)
-			}
+	if c.woff < len(c.wbuf) {
+		n, err := writeFD(c.fd, c.wbuf[c.woff:])
+		if err != nil {
+			return err
 		}
+		if n > 0 {
+			c.lastActive.Store(c.lp.now.UnixNano())
+		}
+		c.woff += n
+	}
+	if c.woff == len(c.wbuf) {
 		if cap(c.wbuf) > 1<<20 {
 			c.wbuf = nil
 		} else {
 			c.wbuf = c.wbuf[:0]
 		}
 		c.woff = 0
-		if c.ob == nil || c.closing || taken {
-			break
-		}
-		frames := c.ob.take()
-		if len(frames) == 0 {
-			break
-		}
-		for _, f := range frames {
-			c.wbuf = append(c.wbuf, f...)
-		}
 	}
-	c.omem.Store(0)
-	return c.watchOut(false)
+	return c.waiting()
+}
+
+// waiting records what wbuf holds (CLIENT LIST's omem) and watches the
+// socket for EPOLLOUT while it holds anything, for EPOLLIN once it is
+// empty.
+func (c *client) waiting() error {
+	n := len(c.wbuf) - c.woff
+	c.omem.Store(int64(n))
+	return c.watchOut(n > 0)
 }
 
 // watchOut sets c's epoll interest: EPOLLOUT while replies wait, else

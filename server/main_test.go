@@ -105,6 +105,19 @@ func newEnvStore(t testing.TB, st *shardkv.Store, cfg Config) *env {
 	return e
 }
 
+// serveOn serves srv on ln until the test ends, then closes it and checks
+// that Serve returned ErrServerClosed.
+func serveOn(t testing.TB, srv *Server, ln net.Listener) {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-errc; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+}
+
 func newTestStore(t testing.TB) *shardkv.Store {
 	st := shardkv.New(StoreOptions()...)
 	t.Cleanup(func() { st.Close() })

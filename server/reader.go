@@ -75,14 +75,9 @@ func (r *reader) next() (args [][]byte, ok bool, err error) {
 
 // fill reads more of the stream into the buffer, after making room: the
 // buffer holds at most one partial request when fill is called, which it
-// moves to the front, or grows the buffer for if it fills it.
-func (r *reader) fill() error {
-	_, err := r.fillN()
-	return err
-}
-
-// fillN is fill, returning how many bytes it read.
-func (r *reader) fillN() (int, error) {
+// moves to the front, or grows the buffer for if it fills it. It returns
+// how many bytes it read.
+func (r *reader) fill() (int, error) {
 	switch {
 	case r.start == r.end:
 		r.start, r.end = 0, 0

@@ -212,7 +212,7 @@ func readAll(t *testing.T, r *reader, n int, each func(i int, args [][]byte), af
 			t.Fatalf("after %d commands: %v", i, err)
 		}
 		if !ok {
-			if err := r.fill(); err != nil {
+			if _, err := r.fill(); err != nil {
 				t.Fatalf("after %d commands: %v", i, err)
 			}
 			continue
@@ -260,7 +260,7 @@ func TestReaderRenewedAfterLargeRequest(t *testing.T) {
 	if strings.Join(got, ",") != "vvvvv,hello,PING" {
 		t.Errorf("commands %q", got)
 	}
-	if err := rd.fill(); !errors.Is(err, io.EOF) || rd.start != rd.end {
+	if _, err := rd.fill(); !errors.Is(err, io.EOF) || rd.start != rd.end {
 		t.Fatalf("fill at the end: %v, %d bytes left", err, rd.end-rd.start)
 	}
 	if peak <= renewReaderAt || len(rd.buf) != readBufSize {

@@ -249,7 +249,7 @@ func New(store *shardkv.Store, cfg Config) *Server {
 	if s.nloops == 0 {
 		s.nloops = DefaultEventLoops()
 	}
-	if s.cluster {
+	if s.cluster || !loopsSupported {
 		s.nloops = 0
 	}
 	s.hub.init()
@@ -273,9 +273,6 @@ func (s *Server) EventLoops() int {
 	defer s.mu.Unlock()
 	if s.serving {
 		return len(s.loops)
-	}
-	if !loopsSupported {
-		return 0
 	}
 	return max(s.nloops, 0)
 }
@@ -429,22 +426,23 @@ func (s *Server) accept(nc net.Conn) {
 	c := newClient(s, nc)
 	s.clients[c] = struct{}{}
 	s.wg.Add(1)
+	onLoop := false
 	if len(s.loops) > 0 {
 		if fd, ok := detach(nc); ok {
 			// Posted under mu, before a Shutdown can be seen: a loop
 			// that has seen the shutdown and found no tasks may end (see
-			// loop.idleAfterShutdown).
+			// loop.idleAfterShutdown). The loop calls Observer.Connected.
 			lp := s.loops[c.id%uint64(len(s.loops))]
 			c.onLoop(lp, fd)
-			lp.post(c) // the loop calls Observer.Connected
-
-			s.mu.Unlock()
-			s.totalConns.Add(1)
-			return
+			lp.post(c)
+			onLoop = true
 		}
 	}
 	s.mu.Unlock()
 	s.totalConns.Add(1)
+	if onLoop {
+		return
+	}
 	if s.obs != nil {
 		s.obs.Connected()
 	}

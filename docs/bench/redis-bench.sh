@@ -22,8 +22,10 @@
 # from one run only.
 #
 # Environment: N (requests per test, default 500000), ROUNDS (default 3,
-# at least 2), PIPELINE (the pipelined depth, default 16); GOMAXPROCS, if
-# set, reaches shardkv-server (redis-server is single-threaded).
+# at least 2), PIPELINE (the pipelined depth, default 16), SHARDKV_ARGS
+# (more flags for shardkv-server, e.g. "--event-loops -1" for its
+# goroutine-per-client engine); GOMAXPROCS, if set, reaches shardkv-server
+# (redis-server is single-threaded).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -58,7 +60,8 @@ echo "building shardkv-server" >&2
 go build -o "$work/shardkv-server" ./cmd/shardkv-server
 
 # shardkv-server: port 0, the port read from its log.
-"$work/shardkv-server" --port 0 --bind 127.0.0.1 >"$out/shardkv-server.log" 2>&1 &
+# shellcheck disable=SC2086 # SHARDKV_ARGS is a list of flags
+"$work/shardkv-server" --port 0 --bind 127.0.0.1 ${SHARDKV_ARGS:-} >"$out/shardkv-server.log" 2>&1 &
 shardkv_pid=$!
 shardkv_port=""
 for _ in $(seq 200); do
@@ -100,6 +103,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
   echo "cpu: $(cpu_model)"
   echo "nproc: $(nproc)"
   echo "GOMAXPROCS of shardkv-server: ${GOMAXPROCS:-unset (the Go default: nproc)}"
+  echo "shardkv-server flags: --port 0 --bind 127.0.0.1 ${SHARDKV_ARGS:-}"
   echo "load average at start (1, 5, 15 min): $(load)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ":(exclude)$out" ":(exclude)docs/bench/redis*" 2>/dev/null || echo ' (with uncommitted changes outside docs/bench/redis*)')"
   echo "go: $(go version)"
