@@ -74,7 +74,7 @@ func (p *pool) alloc() tref {
 		return r
 	}
 	if p.n == len(p.pages)*timerPage {
-		if p.n+timerPage > math.MaxUint32 {
+		if uint64(p.n)+timerPage > math.MaxUint32 {
 			panic("shardkv: more than 2^32 timers in one shard")
 		}
 		p.pages = append(p.pages, new([timerPage]timer))
