@@ -101,6 +101,7 @@ func TestAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 0, 128)
+	prefetched := []string{"k", "t", "n", "absent", "", "\xff"}
 	tests := []struct {
 		name      string
 		want      uint64 // allocations per call, exactly
@@ -125,6 +126,7 @@ func TestAllocations(t *testing.T) {
 		{"CompareAndSwap/miss", 0, false, func() { s.CompareAndSwap("k", []byte("x"), v) }},
 		{"Delete/absent", 0, false, func() { s.Delete("absent") }},
 		{"publish/no-subscriber", 0, false, func() { s.s.events.publish("k", EventSet, "v") }},
+		{"Prefetch", 0, false, func() { s.Prefetch(prefetched...) }},
 	}
 	for _, tc := range tests {
 		if tc.amortized {

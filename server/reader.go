@@ -2,14 +2,16 @@ package server
 
 import (
 	"bytes"
+	"unsafe"
 
 	"github.com/tidwall/redcon"
 )
 
 // reader splits a client's byte stream into commands with redcon's
 // ReadNextCommand, which parses in place: a command's arguments are
-// slices of the reader's buffer, and its args slice is reused, so reading
-// a command allocates nothing. They are good only until the next fill:
+// slices of the reader's buffer, and the slices that hold them are reused,
+// so reading a command allocates nothing. They are good only until the
+// next fill:
 // a command handler that keeps an argument past its call copies it (as
 // string(arg) does). A reader is used by its client's goroutine only.
 //
@@ -17,11 +19,28 @@ import (
 // bounds how long that may be), and a buffer grown past renewReaderAt is
 // let go once it holds nothing, so that a client that once sent a large
 // value does not keep that much while it idles.
+//
+// It parses the complete commands its buffer holds all at once, up to
+// batchMax, and hands them out one by one, so that before the first of
+// them runs hint can be told the key of each (Store.Prefetch): the store's
+// cache misses for a pipeline then overlap instead of adding up.
 type reader struct {
 	src        *guard
 	buf        []byte
-	start, end int      // buf[start:end] is read and not yet parsed
-	args       [][]byte // the last command's arguments, reused
+	start, end int // buf[start:end] is read and not yet parsed
+
+	// The batch: args holds the arguments of its commands one after
+	// another, command i's end at cmds[i], and at is the command to hand
+	// out next. All reused.
+	args [][]byte
+	cmds []int
+	at   int
+	keys []string // hint's argument, reused
+
+	// hint, if set, is given the first argument of each command of a
+	// batch of two or more, before the batch runs: a view of the buffer,
+	// valid only during the call.
+	hint func(keys ...string)
 }
 
 const (
@@ -33,6 +52,13 @@ const (
 	// renewReaderAt is the buffer size past which a reader's buffer is
 	// replaced once it is empty, to let its grown memory go.
 	renewReaderAt = 1 << 20
+
+	// batchMax is how many commands a batch holds at most.
+	batchMax = 64
+
+	// hintMax is the longest first argument hinted: a key longer than
+	// this costs more to hash twice than a miss saves.
+	hintMax = 256
 )
 
 func newReader(src *guard) *reader {
@@ -41,40 +67,100 @@ func newReader(src *guard) *reader {
 
 // next returns the next complete command read, or ok false if what is
 // buffered holds none (then fill reads more). An error is a protocol
-// error: the client is told and closed.
+// error: the client is told and closed. The commands before the one in
+// error are handed out first.
 func (r *reader) next() (args [][]byte, ok bool, err error) {
-	b := r.buf[r.start:r.end]
-	if len(b) == 0 {
-		return nil, false, nil
-	}
-	if b[0] == '$' {
-		// ReadNextCommand reads a leading '$' as Tile38's framing;
-		// Redis reads it as the start of an inline command line.
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			return nil, false, nil
-		}
-		cmd, err := redcon.Parse(b[:i+1])
-		if err != nil {
+	if r.at == len(r.cmds) {
+		if err := r.parse(); err != nil || len(r.cmds) == 0 {
 			return nil, false, err
 		}
-		r.start += i + 1
-		return cmd.Args, true, nil
 	}
-	complete, args, _, left, err := redcon.ReadNextCommand(b, r.args[:0])
-	if err != nil {
-		return nil, false, err
+	from := 0
+	if r.at > 0 {
+		from = r.cmds[r.at-1]
 	}
-	if !complete {
-		return nil, false, nil
-	}
-	r.args = args
-	r.start = r.end - len(left)
+	to := r.cmds[r.at]
+	args = r.args[from:to:to]
+	r.at++
 	return args, true, nil
 }
 
-// fill reads more of the stream into the buffer, after making room: the
-// buffer holds at most one partial request when fill is called, which it
+// parse starts a new batch with the complete commands buffered, up to
+// batchMax. It reports a protocol error only when the batch would be
+// empty: a command in error ends the batch before it, and is parsed again
+// (and its error returned) once the batch is handed out.
+func (r *reader) parse() error {
+	r.args, r.cmds, r.at = r.args[:0], r.cmds[:0], 0
+	for len(r.cmds) < batchMax {
+		b := r.buf[r.start:r.end]
+		if len(b) == 0 {
+			break
+		}
+		if b[0] == '$' {
+			// ReadNextCommand reads a leading '$' as Tile38's framing;
+			// Redis reads it as the start of an inline command line.
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				break
+			}
+			cmd, err := redcon.Parse(b[:i+1])
+			if err != nil {
+				if len(r.cmds) == 0 {
+					return err
+				}
+				break
+			}
+			r.start += i + 1
+			r.args = append(r.args, cmd.Args...)
+			r.cmds = append(r.cmds, len(r.args))
+			continue
+		}
+		// ReadNextCommand appends to its buffer's empty start: give it
+		// what follows the batch's arguments (then the append below
+		// copies them onto themselves, unless they outgrew it).
+		complete, args, _, left, err := redcon.ReadNextCommand(b, r.args[len(r.args):])
+		if err != nil {
+			if len(r.cmds) == 0 {
+				return err
+			}
+			break
+		}
+		if !complete {
+			break
+		}
+		r.args = append(r.args, args...)
+		r.cmds = append(r.cmds, len(r.args))
+		r.start = r.end - len(left)
+	}
+	if len(r.cmds) > 1 && r.hint != nil {
+		r.hintKeys()
+	}
+	return nil
+}
+
+// hintKeys gives hint the first argument of each command of the batch.
+func (r *reader) hintKeys() {
+	r.keys = r.keys[:0]
+	from := 0
+	for _, to := range r.cmds {
+		if to-from > 1 {
+			if a := r.args[from+1]; len(a) > 0 && len(a) <= hintMax {
+				// The store reads the key during the call only, and
+				// the buffer is not written meanwhile.
+				r.keys = append(r.keys, unsafe.String(unsafe.SliceData(a), len(a)))
+			}
+		}
+		from = to
+	}
+	if len(r.keys) > 1 {
+		r.hint(r.keys...)
+	}
+	clear(r.keys) // no string views of the buffer left behind
+}
+
+// fill reads more of the stream into the buffer, after making room. It is
+// called once next has handed out the whole batch and found no complete
+// command, so the buffer holds at most one partial request, which it
 // moves to the front, or grows the buffer for if it fills it. It returns
 // how many bytes it read.
 func (r *reader) fill() (int, error) {

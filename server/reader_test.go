@@ -1,0 +1,123 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/shardkv/shardkv"
+	"github.com/shardkv/shardkv/shardkvtest"
+)
+
+// The reader parses a batch of what it holds at once and hands it out in
+// order; a protocol error comes after the commands before it; hint is
+// given each batch's first arguments before the batch runs.
+func TestReaderBatch(t *testing.T) {
+	get := func(k string) string { return fmt.Sprintf("*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(k), k) }
+	long := strings.Repeat("k", hintMax+1)
+	var many strings.Builder
+	for i := range batchMax + 6 {
+		many.WriteString(get(fmt.Sprint(i)))
+	}
+	for _, tc := range []struct {
+		name   string
+		stream string
+		want   string // the commands, space-joined args, then "!" and the error, if any
+		hints  string // each call to hint, its keys comma-joined
+	}{
+		{"one", get("a"), "GET a", ""},
+		{"three", get("a") + get("b") + get("c"), "GET a|GET b|GET c", "a,b,c"},
+		{"partial last", get("a") + get("b") + "*2\r\n$3\r\nGET", "GET a|GET b", "a,b"},
+		{"inline and no args", "PING\r\n*0\r\n" + get("x") + "ECHO  hi\r\n", "PING||GET x|ECHO hi", "x,hi"},
+		{"leading $ line", "$4 PING\r\n" + get("y") + get("z"), "$4 PING|GET y|GET z", "PING,y,z"},
+		{"error after two", get("a") + get("b") + "*2\r\n+x\r\n", "GET a|GET b|!Protocol error: expected '$', got '+'", "a,b"},
+		{"error first", "*x\r\n" + get("a"), "!Protocol error: invalid multibulk length", ""},
+		{"key too long to hint", get(long) + get("b") + get("c"), "GET " + long + "|GET b|GET c", "b,c"},
+		{"only one key to hint", get(long) + "PING\r\n", "GET " + long + "|PING", ""},
+		{"more than a batch", many.String(), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &reader{buf: []byte(tc.stream), end: len(tc.stream)}
+			var hints []string
+			r.hint = func(keys ...string) {
+				hints = append(hints, strings.Join(keys, ","))
+				if len(r.keys) == 0 || &r.keys[0] != &keys[0] {
+					t.Error("hint was not given the reader's reused keys")
+				}
+			}
+			var got []string
+			for {
+				args, ok, err := r.next()
+				if err != nil {
+					got = append(got, "!"+err.Error())
+					break
+				}
+				if !ok {
+					break
+				}
+				var w []string
+				for _, a := range args {
+					w = append(w, string(a))
+				}
+				got = append(got, strings.Join(w, " "))
+				// A handler appending to its args does not reach the
+				// next command's.
+				_ = append(args, []byte("junk"))
+			}
+			for _, k := range r.keys[:cap(r.keys)] {
+				if k != "" {
+					t.Fatal("the reader keeps views of its buffer after hint")
+				}
+			}
+			if tc.name == "more than a batch" {
+				if len(got) != batchMax+6 || got[batchMax] != fmt.Sprintf("GET %d", batchMax) {
+					t.Fatalf("%d commands, then %q", len(got), got[len(got)-1])
+				}
+				if len(hints) != 2 || strings.Count(hints[0], ",") != batchMax-1 || hints[1] != fmt.Sprintf("%d,%d,%d,%d,%d,%d", batchMax, batchMax+1, batchMax+2, batchMax+3, batchMax+4, batchMax+5) {
+					t.Fatalf("hints %q", hints)
+				}
+				return
+			}
+			if g := strings.Join(got, "|"); g != tc.want {
+				t.Errorf("commands %q, want %q", g, tc.want)
+			}
+			if g := strings.Join(hints, ";"); g != tc.hints {
+				t.Errorf("hints %q, want %q", g, tc.hints)
+			}
+		})
+	}
+}
+
+// TestReaderAllocations: reading a pipeline, with the store's Prefetch as
+// the hint, allocates nothing once the reader's buffers have grown.
+func TestReaderAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	st := shardkv.New(StoreOptions()...)
+	defer st.Close()
+	var stream strings.Builder
+	for i := range 40 {
+		k := fmt.Sprintf("key:%012d", i)
+		fmt.Fprintf(&stream, "*2\r\n$4\r\nINCR\r\n$%d\r\n%s\r\n", len(k), k)
+	}
+	r := &reader{buf: []byte(stream.String()), hint: st.Prefetch}
+	n := 0
+	op := func() {
+		r.start, r.end = 0, len(r.buf)
+		for {
+			_, ok, err := r.next()
+			if err != nil || !ok {
+				break
+			}
+			n++
+		}
+	}
+	op()
+	if n != 40 {
+		t.Fatalf("%d commands read, want 40", n)
+	}
+	if got := shardkvtest.Mallocs(1000, op); got != 0 {
+		t.Errorf("%d allocations in 1000 pipelines of 40 commands, want none", got)
+	}
+}
