@@ -15,8 +15,9 @@ import (
 // wrong. It does nothing on a closed or clustered store, and on
 // architectures other than amd64 and arm64 it only reads the keys' slots.
 //
-// A call is worth its cost for a few keys or more, each about to be used:
-// it hashes every key, and what it loads stays cached for microseconds.
+// A call is worth its cost for a few keys or more, used right after it:
+// it hashes every key, and lines loaded long before their use may be
+// evicted again. It is safe for concurrent use, as a read is.
 func (s *Store) Prefetch(keys ...string) {
 	if s.s.closed.Load() || s.s.backend != nil {
 		return
@@ -25,8 +26,8 @@ func (s *Store) Prefetch(keys ...string) {
 	runtime.KeepAlive(s) // see keepAlive
 }
 
-// prefetchBatch is how many keys prefetch has in flight at once: no more
-// than a core has lines it can wait for (Zen: 22, recent Intel: 16).
+// prefetchBatch is how many keys prefetch has in flight at once: about as
+// many lines as a core's L1 can wait for together.
 const prefetchBatch = 16
 
 // prefetch hints keys in batches, each in two passes: the first computes
@@ -80,8 +81,11 @@ func prefetchRecord(sh *shard, first *slot, mask, tag uint32) {
 		if dir == nil {
 			dir = sh.chunks.Load()
 		}
-		if b := chunkAt(dir, l); b != nil {
-			prefetch(unsafe.Pointer(unsafe.SliceData(b[l.off():])))
+		// The offset is within the chunk unless the loc is stale by all
+		// 2^20 generations of its number (see loc): then it is a useless
+		// hint, and must not be a panic.
+		if b, off := chunkAt(dir, l), l.off(); off < len(b) {
+			prefetch(unsafe.Pointer(&b[off]))
 		}
 		return
 	}
