@@ -13,6 +13,7 @@ import (
 // DEL and UNLINK delete each key on its own (atomic per key). A key the
 // store's validator refuses cannot exist and counts as not deleted.
 func cmdDel(c *client, args [][]byte) {
+	c.rd.hintArgs(args[1:], 1)
 	st := c.s.store
 	var n int64
 	for _, k := range args[1:] {
@@ -31,6 +32,7 @@ func cmdDel(c *client, args [][]byte) {
 // EXISTS counts the arguments that name a present key, duplicates
 // included.
 func cmdExists(c *client, args [][]byte) {
+	c.rd.hintArgs(args[1:], 1)
 	st := c.s.store
 	var n int64
 	for _, k := range args[1:] {

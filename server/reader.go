@@ -140,22 +140,45 @@ func (r *reader) parse() error {
 
 // hintKeys gives hint the first argument of each command of the batch.
 func (r *reader) hintKeys() {
-	r.keys = r.keys[:0]
 	from := 0
 	for _, to := range r.cmds {
 		if to-from > 1 {
-			if a := r.args[from+1]; len(a) > 0 && len(a) <= hintMax {
-				// The store reads the key during the call only, and
-				// the buffer is not written meanwhile.
-				r.keys = append(r.keys, unsafe.String(unsafe.SliceData(a), len(a)))
-			}
+			r.addKey(r.args[from+1])
 		}
 		from = to
 	}
+	r.hintAdded()
+}
+
+// hintArgs gives hint args[0], args[step], args[2*step] and so on: the
+// keys of a multi-key command (MGET, MSET, DEL, EXISTS), before it runs.
+func (r *reader) hintArgs(args [][]byte, step int) {
+	if r.hint == nil || len(args) < 2*step {
+		return
+	}
+	for i := 0; i < len(args); i += step {
+		r.addKey(args[i])
+	}
+	r.hintAdded()
+}
+
+// addKey adds a to the keys for hint, unless it is empty or too long.
+func (r *reader) addKey(a []byte) {
+	if len(a) > 0 && len(a) <= hintMax {
+		// The store reads the key during the call only, and the buffer
+		// is not written meanwhile.
+		r.keys = append(r.keys, unsafe.String(unsafe.SliceData(a), len(a)))
+	}
+}
+
+// hintAdded gives hint the keys added, if there are two or more, and
+// empties them.
+func (r *reader) hintAdded() {
 	if len(r.keys) > 1 {
 		r.hint(r.keys...)
 	}
 	clear(r.keys) // no string views of the buffer left behind
+	r.keys = r.keys[:0]
 }
 
 // fill reads more of the stream into the buffer, after making room. It is

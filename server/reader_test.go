@@ -121,3 +121,38 @@ func TestReaderAllocations(t *testing.T) {
 		t.Errorf("%d allocations in 1000 pipelines of 40 commands, want none", got)
 	}
 }
+
+// hintArgs gives hint the keys of a multi-key command: every step-th
+// argument, when there are two keys or more, none too long.
+func TestReaderHintArgs(t *testing.T) {
+	long := strings.Repeat("k", hintMax+1)
+	for _, tc := range []struct {
+		args []string
+		step int
+		want string // hint's keys, comma-joined; "-": no call
+	}{
+		{[]string{"a", "b", "c"}, 1, "a,b,c"},
+		{[]string{"a", "1", "b", "2"}, 2, "a,b"},
+		{[]string{"a"}, 1, "-"},
+		{[]string{"a", "1"}, 2, "-"},
+		{[]string{"a", long, "b"}, 1, "a,b"},
+		{[]string{long, "x", "b", "y"}, 2, "-"},
+	} {
+		r := &reader{}
+		got := "-"
+		r.hint = func(keys ...string) { got = strings.Join(keys, ",") }
+		var args [][]byte
+		for _, a := range tc.args {
+			args = append(args, []byte(a))
+		}
+		r.hintArgs(args, tc.step)
+		if got != tc.want {
+			t.Errorf("%q step %d: hint %q, want %q", tc.args, tc.step, got, tc.want)
+		}
+		if len(r.keys) != 0 || (cap(r.keys) > 0 && r.keys[:1][0] != "") {
+			t.Errorf("%q: keys left behind", tc.args)
+		}
+	}
+	var r reader // no hint: nothing happens
+	r.hintArgs([][]byte{[]byte("a"), []byte("b")}, 1)
+}
