@@ -17,9 +17,12 @@
 // in place in each connection's read buffer (parsing a request allocates
 // nothing), and replies encoded with redcon's Append functions; RESP
 // requests and inline (telnet-style) requests are accepted, and pipelining
-// is answered in order with one write per batch. The server speaks RESP2
-// only: redcon has no RESP3 encoder, so HELLO 3 is answered "NOPROTO
-// unsupported protocol version", which makes RESP3-first clients
+// is answered in order with one write per batch. A pipeline is parsed up
+// to 64 requests at a time, and their keys are given to Store.Prefetch
+// before the first runs, so that the store's cache misses for them overlap
+// (MGET, MSET, DEL and EXISTS do the same with their keys). The server
+// speaks RESP2 only: redcon has no RESP3 encoder, so HELLO 3 is answered
+// "NOPROTO unsupported protocol version", which makes RESP3-first clients
 // (go-redis' default) fall back to RESP2. Commands are case-insensitive;
 // error texts are Redis 7's.
 //
