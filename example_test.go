@@ -263,6 +263,28 @@ func ExampleStore_Rename() {
 	// true
 }
 
+// A batch of reads, as a server runs a pipeline of requests: Prefetch
+// first, so that the keys' memory is fetched together, then the reads.
+// The hint changes no result.
+func ExampleStore_Prefetch() {
+	s := shardkv.New()
+	defer s.Close()
+	for i := range 4 {
+		_ = s.SetString(fmt.Sprintf("user:%d", i), fmt.Sprint(i*i))
+	}
+	batch := []string{"user:3", "user:1", "user:9", "user:2"}
+	s.Prefetch(batch...)
+	for _, k := range batch {
+		v, found, _ := s.GetString(k)
+		fmt.Println(k, v, found)
+	}
+	// Output:
+	// user:3 9 true
+	// user:1 1 true
+	// user:9  false
+	// user:2 4 true
+}
+
 // Keys as a network server receives them: bytes of any kind, converted
 // for each call. Under WithBinaryKeys (or ValidateKey) the conversion of
 // a key of up to 32 bytes costs no allocation.
