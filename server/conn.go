@@ -103,9 +103,7 @@ func newClient(s *Server, nc net.Conn) *client {
 	c.bulkFn = c.writeBulk
 	c.g = guard{r: nc, limit: s.maxRequest.Load}
 	c.rd = newReader(&c.g)
-	if !s.cluster {
-		c.rd.hint = s.store.Prefetch
-	}
+	c.rd.hint = s.prefetch
 	return c
 }
 

@@ -14,9 +14,9 @@
 // # Protocol
 //
 // Requests are parsed with github.com/tidwall/redcon's ReadNextCommand,
-// in place in each connection's read buffer (parsing a request allocates
-// nothing), and replies encoded with redcon's Append functions; RESP
-// requests and inline (telnet-style) requests are accepted, and pipelining
+// in place in each connection's read buffer (parsing a RESP request
+// allocates nothing), and replies encoded with redcon's Append functions;
+// RESP requests and inline (telnet-style) requests are accepted, and pipelining
 // is answered in order with one write per batch. A pipeline is parsed up
 // to 64 requests at a time, and their keys are given to Store.Prefetch
 // before the first runs, so that the store's cache misses for them overlap

@@ -13,10 +13,12 @@ import (
 // DEL and UNLINK delete each key on its own (atomic per key). A key the
 // store's validator refuses cannot exist and counts as not deleted.
 func cmdDel(c *client, args [][]byte) {
-	c.rd.hintArgs(args[1:], 1)
 	st := c.s.store
 	var n int64
-	for _, k := range args[1:] {
+	for i, k := range args[1:] {
+		if i%batchMax == 0 {
+			c.rd.hintArgs(args[1+i:], 1)
+		}
 		existed, err := st.Delete(string(k))
 		if err != nil && !errors.Is(err, shardkv.ErrInvalidKey) {
 			c.storeError(err)
@@ -32,10 +34,12 @@ func cmdDel(c *client, args [][]byte) {
 // EXISTS counts the arguments that name a present key, duplicates
 // included.
 func cmdExists(c *client, args [][]byte) {
-	c.rd.hintArgs(args[1:], 1)
 	st := c.s.store
 	var n int64
-	for _, k := range args[1:] {
+	for i, k := range args[1:] {
+		if i%batchMax == 0 {
+			c.rd.hintArgs(args[1+i:], 1)
+		}
 		if st.Exists(string(k)) {
 			n++
 		}

@@ -38,8 +38,9 @@ type reader struct {
 	keys []string // hint's argument, reused
 
 	// hint, if set, is given the first argument of each command of a
-	// batch of two or more, before the batch runs: a view of the buffer,
-	// valid only during the call.
+	// batch of two or more, before the batch runs, and the keys of a
+	// multi-key command (hintArgs): views of the buffer, valid only during
+	// the call.
 	hint func(keys ...string)
 }
 
@@ -150,13 +151,15 @@ func (r *reader) hintKeys() {
 	r.hintAdded()
 }
 
-// hintArgs gives hint args[0], args[step], args[2*step] and so on: the
-// keys of a multi-key command (MGET, MSET, DEL, EXISTS), before it runs.
+// hintArgs gives hint args[0], args[step], args[2*step] and so on, batchMax
+// of them at most: the next keys of a multi-key command (MGET, MSET, DEL,
+// EXISTS), which calls it again every batchMax keys, so that what is
+// prefetched is used before it is evicted.
 func (r *reader) hintArgs(args [][]byte, step int) {
-	if r.hint == nil || len(args) < 2*step {
+	if r == nil || r.hint == nil || len(args) < 2*step {
 		return
 	}
-	for i := 0; i < len(args); i += step {
+	for i := 0; i < len(args) && len(r.keys) < batchMax; i += step {
 		r.addKey(args[i])
 	}
 	r.hintAdded()
@@ -187,11 +190,19 @@ func (r *reader) hintAdded() {
 // moves to the front, or grows the buffer for if it fills it. It returns
 // how many bytes it read.
 func (r *reader) fill() (int, error) {
+	if r.at < len(r.cmds) {
+		// The batch's arguments point into the bytes that would move.
+		panic("server: reader.fill with commands of its batch not handed out")
+	}
 	switch {
 	case r.start == r.end:
 		r.start, r.end = 0, 0
 		if len(r.buf) > renewReaderAt {
 			r.buf = make([]byte, readBufSize)
+			// The arguments' slice still holds views of the old buffer
+			// past its length (earlier batches, partial parses): drop
+			// it, or it would keep the old buffer alive.
+			r.args = nil
 		}
 	case r.start > 0:
 		r.end = copy(r.buf, r.buf[r.start:r.end])

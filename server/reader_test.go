@@ -155,4 +155,45 @@ func TestReaderHintArgs(t *testing.T) {
 	}
 	var r reader // no hint: nothing happens
 	r.hintArgs([][]byte{[]byte("a"), []byte("b")}, 1)
+	var nr *reader // a client with no reader (tests build some)
+	nr.hintArgs([][]byte{[]byte("a"), []byte("b")}, 1)
+
+	// A long MGET is hinted batchMax keys at a time, by its handler.
+	var many [][]byte
+	for i := range 3*batchMax + 1 {
+		many = append(many, []byte(fmt.Sprint(i)))
+	}
+	var calls []int
+	r.hint = func(keys ...string) { calls = append(calls, len(keys)) }
+	r.hintArgs(many, 1)
+	if fmt.Sprint(calls) != fmt.Sprint([]int{batchMax}) || cap(r.keys) > 2*batchMax {
+		t.Errorf("hints of %v keys, keys' capacity %d", calls, cap(r.keys))
+	}
+	e := newEnv(t, Config{})
+	raw := e.raw()
+	var req, rep strings.Builder
+	fmt.Fprintf(&req, "*%d\r\n$4\r\nMGET\r\n", len(many)+1)
+	fmt.Fprintf(&rep, "*%d\r\n", len(many))
+	for _, k := range many {
+		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(k), k)
+		rep.WriteString("$-1\r\n")
+	}
+	raw.send(req.String())
+	raw.expect(rep.String())
+}
+
+// fill with commands of the batch still to hand out would move the bytes
+// they point into: it refuses.
+func TestReaderFillMidBatch(t *testing.T) {
+	stream := "PING\r\nPING\r\n"
+	r := &reader{buf: []byte(stream), end: len(stream)}
+	if _, ok, err := r.next(); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("fill mid-batch did not panic")
+		}
+	}()
+	r.fill()
 }

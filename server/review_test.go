@@ -266,6 +266,11 @@ func TestReaderRenewedAfterLargeRequest(t *testing.T) {
 	if peak <= renewReaderAt || len(rd.buf) != readBufSize {
 		t.Errorf("the buffer grew to %d bytes, then is %d (want %d)", peak, len(rd.buf), readBufSize)
 	}
+	for _, a := range rd.args[:cap(rd.args)] {
+		if cap(a) > len(rd.buf) {
+			t.Fatalf("the reader's arguments still hold a view of the old buffer (%d bytes)", cap(a))
+		}
+	}
 
 	// The server itself: a client that sent a large value goes on.
 	e := newEnv(t, Config{})

@@ -141,12 +141,15 @@ type Server struct {
 	// the cluster command table (cluster.go).
 	cluster        bool
 	clusterTimeout time.Duration
-	log            *slog.Logger
-	obs            Observer
-	version        string
-	backlog        int
-	started        time.Time
-	runID          string
+	// prefetch is store.Prefetch, each client's reader's hint; nil for
+	// a clustered store, whose keys are not in its memory.
+	prefetch func(keys ...string)
+	log      *slog.Logger
+	obs      Observer
+	version  string
+	backlog  int
+	started  time.Time
+	runID    string
 
 	// Settings CONFIG SET may change while clients run: each is one
 	// atomic, read where it is applied.
@@ -230,6 +233,9 @@ func New(store *shardkv.Store, cfg Config) *Server {
 		done:           make(chan struct{}),
 		listeners:      make(map[*net.Listener]struct{}),
 		clients:        make(map[*client]struct{}),
+	}
+	if !s.cluster {
+		s.prefetch = store.Prefetch
 	}
 	if s.log == nil {
 		s.log = slog.Default()
