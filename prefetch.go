@@ -90,3 +90,22 @@ func prefetchRecord(sh *shard, first *slot, mask, tag uint32) {
 		return
 	}
 }
+
+// prefetchTimers (under the shard lock) hints the slots, then the records,
+// of the keys of the timers rs, as prefetch does for keys: reclaimDue's
+// batch of fired timers, about to be looked up by slotOfTimer.
+func (sh *shard) prefetchTimers(rs []tref) {
+	if len(rs) < 2 {
+		return
+	}
+	for _, r := range rs {
+		tag := tagOf(sh.w.at(r).hash)
+		first, mask := sh.tab.Load().slots(tag)
+		prefetch(unsafe.Pointer(slotAt(first, tag&mask)))
+	}
+	for _, r := range rs {
+		tag := tagOf(sh.w.at(r).hash)
+		first, mask := sh.tab.Load().slots(tag)
+		prefetchRecord(sh, first, mask, tag)
+	}
+}
