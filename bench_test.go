@@ -419,3 +419,39 @@ func BenchmarkBatch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReclaim is the wheel's reclaim of a burst of expiries: 65,536
+// keys written with a 1 ns TTL, in random order, among 1M live keys
+// without one, then reclaimed by CleanExpired (the reaper's own path,
+// reclaimDue). Only CleanExpired is timed; ns/key is its time a key.
+func BenchmarkReclaim(b *testing.B) {
+	const live, burst = 1 << 20, 1 << 16
+	s := New(WithMaxKeys(live+burst), noReaper)
+	defer s.Close()
+	fill(b, s, benchKeys(live), 0)
+	keys := make([]string, burst)
+	for i, j := range rand.New(rand.NewSource(1)).Perm(burst) {
+		keys[i] = fmt.Sprintf("exp:%07d", j)
+	}
+	var elapsed time.Duration
+	reclaimed := 0
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		for _, k := range keys {
+			if err := s.SetWithTTL(k, benchValue, time.Nanosecond); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(2 * time.Millisecond) // past the deadlines' tick
+		b.StartTimer()
+		start := time.Now()
+		s.CleanExpired()
+		elapsed += time.Since(start)
+		reclaimed += burst
+	}
+	if s.Len() != live {
+		b.Fatalf("Len %d after the reclaim, want %d", s.Len(), live)
+	}
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(reclaimed), "ns/key")
+}
