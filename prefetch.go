@@ -38,25 +38,38 @@ const prefetchBatch = 16
 // reads is memory a reader may read; a stale loc, a tomb or a chunk
 // dropped meanwhile only ends that key's hint.
 func (s *store) prefetch(keys []string) {
-	var (
-		firsts [prefetchBatch]*slot
-		masks  [prefetchBatch]uint32
-		tags   [prefetchBatch]uint32
-		shs    [prefetchBatch]*shard
-	)
+	var homes [prefetchBatch]home
 	for len(keys) > 0 {
 		n := min(len(keys), prefetchBatch)
 		for i, k := range keys[:n] {
 			sh, h := s.locate(k)
-			tag := tagOf(h)
-			first, mask := sh.tab.Load().slots(tag)
-			prefetch(unsafe.Pointer(slotAt(first, tag&mask)))
-			firsts[i], masks[i], tags[i], shs[i] = first, mask, tag, sh
+			homes[i] = sh.prefetchHome(tagOf(h))
 		}
-		for i := range n {
-			prefetchRecord(shs[i], firsts[i], masks[i], tags[i])
-		}
+		prefetchRecords(homes[:n])
 		keys = keys[n:]
+	}
+}
+
+// home is where a key's probe starts, kept between prefetch's passes: its
+// shard, the slots and mask of its table, and its tag.
+type home struct {
+	sh    *shard
+	first *slot
+	mask  uint32
+	tag   uint32
+}
+
+// prefetchHome asks for the line of tag's home slot and returns the home.
+func (sh *shard) prefetchHome(tag uint32) home {
+	first, mask := sh.tab.Load().slots(tag)
+	prefetch(unsafe.Pointer(slotAt(first, tag&mask)))
+	return home{sh, first, mask, tag}
+}
+
+// prefetchRecords is prefetch's second pass over homes.
+func prefetchRecords(homes []home) {
+	for _, h := range homes {
+		prefetchRecord(h.sh, h.first, h.mask, h.tag)
 	}
 }
 
@@ -92,20 +105,16 @@ func prefetchRecord(sh *shard, first *slot, mask, tag uint32) {
 }
 
 // prefetchTimers (under the shard lock) hints the slots, then the records,
-// of the keys of the timers rs, as prefetch does for keys: reclaimDue's
-// batch of fired timers, about to be looked up by slotOfTimer.
+// of the keys of the timers rs (at most prefetchBatch), as prefetch does
+// for keys: reclaimDue's batch of fired timers, about to be looked up by
+// slotOfTimer.
 func (sh *shard) prefetchTimers(rs []tref) {
 	if len(rs) < 2 {
 		return
 	}
-	for _, r := range rs {
-		tag := tagOf(sh.w.at(r).hash)
-		first, mask := sh.tab.Load().slots(tag)
-		prefetch(unsafe.Pointer(slotAt(first, tag&mask)))
+	var homes [prefetchBatch]home
+	for i, r := range rs {
+		homes[i] = sh.prefetchHome(tagOf(sh.w.at(r).hash))
 	}
-	for _, r := range rs {
-		tag := tagOf(sh.w.at(r).hash)
-		first, mask := sh.tab.Load().slots(tag)
-		prefetchRecord(sh, first, mask, tag)
-	}
+	prefetchRecords(homes[:len(rs)])
 }

@@ -414,9 +414,9 @@ const reclaimBudget = 512
 
 // reclaimBatch is how many fired timers reclaimDue gathers before it
 // handles them: their keys' slots, then records, are prefetched together
-// first (as Store.Prefetch does), so that the cache misses of a burst of
-// expiries overlap instead of adding up.
-const reclaimBatch = 16
+// first (shard.prefetchTimers, as Store.Prefetch does), so that the cache
+// misses of a burst of expiries overlap instead of adding up.
+const reclaimBatch = prefetchBatch
 
 // reclaimDue reclaims every entry of sh whose deadline is <= now, releasing
 // the lock every reclaimBudget timers.

@@ -14,26 +14,13 @@
 # (set runs first, so get finds its keys), as in redis-bench.sh.
 set -euo pipefail
 a=$1 b=$2 rounds=${3:-5} N=${N:-500000}
-tick=$(getconf CLK_TCK)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
-trap cleanup EXIT
-port() { while :; do p=$((20000 + RANDOM % 40000)); ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && { echo $p; return; }; done; }
-pa=$(port); "$a" --port "$pa" --bind 127.0.0.1 >/dev/null 2>&1 & pids+=($!)
-pb=$(port); "$b" --port "$pb" --bind 127.0.0.1 >/dev/null 2>&1 & pids+=($!)
-pr=$(port); redis-server --port "$pr" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & pids+=($!)
-for p in $pa $pb $pr; do for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.05; done; done
-names=(A B redis) ports=($pa $pb $pr)
-echo "# A: $a; B: $b; $(date -u +%FT%TZ); $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -n 1); load $(cut -d' ' -f1-3 /proc/loadavg)"
+source "$(dirname "$0")/servers.sh"
 echo "# redis-benchmark -t CMD -n $N -r 100000 -c 50 -d 64 -P 16 --csv"
 echo "round cmd server rps cpu_us"
 for r in $(seq "$rounds"); do
   for cmd in set get incr; do
     for i in 0 1 2; do
-      c0=$(awk '{print $14+$15}' /proc/${pids[$i]}/stat)
-      rps=$(redis-benchmark -p ${ports[$i]} -t $cmd -n "$N" -r 100000 -c 50 -d 64 -P 16 --csv | tail -n 1 | cut -d, -f2 | tr -d '"')
-      c1=$(awk '{print $14+$15}' /proc/${pids[$i]}/stat)
-      echo "$r $cmd ${names[$i]} $rps $(echo "scale=2; ($c1-$c0)*1000000/$tick/$N" | bc)"
+      run "$r" $cmd $i -t $cmd -r 100000 -c 50 -d 64 -P 16
     done
   done
 done

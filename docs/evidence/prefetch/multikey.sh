@@ -13,19 +13,9 @@
 # request (utime+stime from /proc/PID/stat). N defaults to 200000.
 set -euo pipefail
 a=$1 b=$2 rounds=${3:-5} N=${N:-200000}
-tick=$(getconf CLK_TCK)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
-trap cleanup EXIT
-port() { while :; do p=$((20000 + RANDOM % 40000)); ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && { echo $p; return; }; done; }
-pa=$(port); "$a" --port "$pa" --bind 127.0.0.1 >/dev/null 2>&1 & pids+=($!)
-pb=$(port); "$b" --port "$pb" --bind 127.0.0.1 >/dev/null 2>&1 & pids+=($!)
-pr=$(port); redis-server --port "$pr" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & pids+=($!)
-for p in $pa $pb $pr; do for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.05; done; done
-names=(A B redis) ports=($pa $pb $pr)
+source "$(dirname "$0")/servers.sh"
 mget=(MGET) mset=(MSET)
 for _ in $(seq 10); do mget+=(key:__rand_int__); mset+=(key:__rand_int__ vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv); done
-echo "# A: $a; B: $b; $(date -u +%FT%TZ); $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -n 1); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# redis-benchmark -n $N -r 100000 -c 50 --csv MGET key:__rand_int__ x10 | MSET key:__rand_int__ <64 bytes> x10"
 for p in "${ports[@]}"; do redis-benchmark -p "$p" -t set -n 500000 -r 100000 -d 64 -q >/dev/null; done
 echo "# keys after the fill: A $(redis-cli -p $pa dbsize), B $(redis-cli -p $pb dbsize), redis $(redis-cli -p $pr dbsize)"
@@ -34,10 +24,7 @@ for r in $(seq "$rounds"); do
   for cmd in mget mset; do
     for i in 0 1 2; do
       if [ $cmd = mget ]; then c=("${mget[@]}"); else c=("${mset[@]}"); fi
-      c0=$(awk '{print $14+$15}' /proc/${pids[$i]}/stat)
-      rps=$(redis-benchmark -p ${ports[$i]} -n "$N" -r 100000 -c 50 --csv "${c[@]}" | tail -n 1 | cut -d, -f2 | tr -d '"')
-      c1=$(awk '{print $14+$15}' /proc/${pids[$i]}/stat)
-      echo "$r $cmd ${names[$i]} $rps $(echo "scale=2; ($c1-$c0)*1000000/$tick/$N" | bc)"
+      run "$r" $cmd $i -r 100000 -c 50 "${c[@]}"
     done
   done
 done
