@@ -455,3 +455,33 @@ func BenchmarkReclaim(b *testing.B) {
 	}
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(reclaimed), "ns/key")
 }
+
+// BenchmarkOverwrite is one goroutine overwriting 1M keys, each Set's key
+// drawn uniformly at random, as write100 does but without a second
+// goroutine's noise and without zipf's hot keys: a record lives until its
+// key is drawn again, so chunks empty gradually, and every Set pays its
+// share of the compaction that copies their remaining records out, each
+// looked up in its slot (seldom in cache). So this measures the write path
+// with its cleaning. The store is brought to that steady state before the
+// timer starts.
+func BenchmarkOverwrite(b *testing.B) {
+	const n = 1 << 20
+	s := New(WithMaxKeys(n))
+	defer s.Close()
+	keys := benchKeys(n)
+	fill(b, s, keys, 0)
+	keys = lookupKeys(keys)
+	rng := rand.New(rand.NewSource(1))
+	set := func() {
+		if err := s.Set(keys[rng.Intn(n)], benchValue); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 4 * n { // to the steady state: compaction running
+		set()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		set()
+	}
+}
