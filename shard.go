@@ -297,16 +297,18 @@ func (sh *shard) reset() int {
 // with no copying; under churn most chunks end that way. What remains is
 // garbage spread over chunks that still hold some live records. Every
 // write, delete and expiry of n bytes owes compactRate*n bytes of cleaning;
-// while the shard is overfull (arena.overfull), each lock hold pays up to
-// compactStep of that debt: it picks the chunk with the most garbage, reads
-// its records from a cursor, skips those marked dead (arena.gone marks a
-// record's state byte) without looking their keys up, copies the others
-// (current, so each has a slot) to the head chunk,
-// points their slots at the copies, and drops the chunk at its end. So the
-// work under one lock hold is bounded (compactStep bytes, plus one record
-// of at most largeRecord bytes), and it is amortized over the writes that
-// made the garbage. A large record is never copied: its chunk holds only
-// it, and goes when it does.
+// while the shard is overfull (arena.overfull), a lock hold that finds
+// compactMin of debt or more pays up to compactStep of it: it picks the
+// chunk with the most garbage, reads its records from a cursor, skips
+// those marked dead (arena.gone marks a record's state byte) without
+// looking their keys up, copies the others (current, so each has a slot)
+// to the head chunk, points their slots at the copies, and drops the chunk
+// at its end. It reads compactBatch live records ahead of copying them, so
+// that their slots' cache misses overlap. So the work under one lock hold
+// is bounded (compactStep bytes, plus one record of at most largeRecord
+// bytes), and it is amortized over the writes that made the garbage. A
+// large record is never copied: its chunk holds only it, and goes when it
+// does.
 //
 // Why what is held stays within twice the live bytes: cleaning starts when
 // garbage (sealed chunks' unfilled tails included) exceeds 3/4 of the live
@@ -327,11 +329,38 @@ const (
 	compactStep = 64 << 10
 )
 
+// compactBatch is how many records not marked dead compact reads ahead of
+// looking their slots up. It asks for each one's home slot as it reads it,
+// so that the slot misses of a lock hold's copies overlap (as
+// Store.Prefetch's do) instead of coming one record after another: a hold
+// copies tens of records or more, each with its slot anywhere in the
+// shard's tables.
+const compactBatch = prefetchBatch
+
+// compactMin is the debt compact lets build up before it pays: about 40
+// records of ours, so that a batch is full (a write owes a few records'
+// cleaning, and a lock hold that paid only that would look up 2 or 3 slots
+// at a time). It defers at most compactMin of cleaning a shard, less than
+// one step, which the memory bound already allows for.
+const compactMin = 4 << 10
+
+// compactAhead is how far ahead of its cursor compact asks for the chunk's
+// bytes: a few records, so that reading them does not wait a miss a line.
+const compactAhead = 512
+
+// moving is a record compact has read ahead: its offset and size in the
+// chunk being cleaned, its key, and the key's hash.
+type moving struct {
+	off, size int
+	key       string
+	h         uint64
+}
+
 // compact (under mu) pays some of the shard's cleaning debt, if it is
 // overfull.
 func (sh *shard) compact() {
 	a := &sh.a
-	if a.debt == 0 {
+	if a.debt < compactMin {
 		return
 	}
 	if !a.overfull() {
@@ -340,6 +369,10 @@ func (sh *shard) compact() {
 	}
 	budget := min(a.debt, compactStep)
 	a.debt -= budget
+	var batch [compactBatch]moving
+	// overfull is checked once a batch: copying adds garbage (the copy's
+	// bytes in used, the original's still held), so only a drop can end
+	// it, and a drop ends a batch.
 	for budget > 0 && a.overfull() {
 		no := a.cleaning
 		if no == noChunk {
@@ -348,44 +381,59 @@ func (sh *shard) compact() {
 			}
 			a.cleaning, a.clean = no, 0
 		}
-		// c is read and written before reserve, which may grow a.meta.
 		c := &a.meta[no]
 		if a.clean >= c.used || c.live == 0 {
 			a.drop(no) // every record copied or gone
 			continue
 		}
-		b := c.b
-		e := readRecord(b, a.clean)
-		if b[a.clean] == recDead { // gone: no need to look its key up
+		// Read ahead from the cursor, within the budget, skipping records
+		// marked dead (gone: no need to look their keys up).
+		b, gen := c.b, c.gen
+		n := 0
+		for n < compactBatch && budget > 0 && a.clean < c.used {
+			off := a.clean
+			if ahead := off + compactAhead; ahead < c.used {
+				prefetch(unsafe.Pointer(&b[ahead]))
+			}
+			e := readRecord(b, off)
 			a.clean += e.size
 			budget -= e.size
-			continue
+			if b[off] == recDead {
+				continue
+			}
+			h := sh.hash(e.key)
+			sh.prefetchHome(tagOf(h))
+			batch[n] = moving{off: off, size: e.size, key: e.key, h: h}
+			n++
 		}
-		l := makeLoc(no, c.gen, a.clean)
-		// A record not marked dead is current (every record that stops
-		// being current goes through arena.gone, but the copies compaction
-		// leaves behind its cursor, which it never reads again): s is
-		// never nil here. The check stays, so that a record is never
-		// copied without its slot, and counts what it finds.
-		s := sh.current(e.key, l)
-		if s == nil {
-			a.strays++
-		} else {
-			c.live -= e.size
-			nl, nb := a.reserve(e.size)
-			copy(nb[nl.off():nl.off()+e.size], b[a.clean:a.clean+e.size])
+		// Then copy them. c is not used from here: reserve may grow a.meta.
+		// Nothing here changes a table's layout, so the homes asked for
+		// above are where current looks.
+		for _, m := range batch[:n] {
+			// A record not marked dead is current (every record that stops
+			// being current goes through arena.gone, but the copies
+			// compaction leaves behind its cursor, which it never reads
+			// again): s is never nil here. The check stays, so that a
+			// record is never copied without its slot, and counts what it
+			// finds.
+			s := sh.current(m.key, m.h, makeLoc(no, gen, m.off))
+			if s == nil {
+				a.strays++
+				continue
+			}
+			a.meta[no].live -= m.size
+			nl, nb := a.reserve(m.size)
+			copy(nb[nl.off():nl.off()+m.size], b[m.off:m.off+m.size])
 			sh.tab.Load().setLoc(s, nl)
-			a.meta[nl.no()].live += e.size // moved: the shard's live bytes stay
+			a.meta[nl.no()].live += m.size // moved: the shard's live bytes stay
 		}
-		a.clean += e.size
-		budget -= e.size
 	}
 }
 
-// current (under mu) returns the slot of key if its record is at l. Like
-// find, it takes the slots and mask from the directory entry.
-func (sh *shard) current(key string, l loc) *slot {
-	tag := tagOf(sh.hash(key))
+// current (under mu) returns the slot of key (hash h) if its record is at
+// l. Like find, it takes the slots and mask from the directory entry.
+func (sh *shard) current(key string, h uint64, l loc) *slot {
+	tag := tagOf(h)
 	first, mask := sh.tab.Load().slots(tag)
 	for i := tag & mask; ; i = (i + 1) & mask {
 		s := slotAt(first, i)
