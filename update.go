@@ -81,8 +81,7 @@ func (st *store) update(key string, fn func(Entry) Change) error {
 }
 
 func (s *store) updateOnce(key string, fn func(Entry) Change) error {
-	sh, h := s.locate(key)
-	sh.mu.Lock()
+	sh, h := s.lockKey(key)
 	if s.closed.Load() { // see close
 		sh.mu.Unlock()
 		return ErrClosed
