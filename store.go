@@ -153,19 +153,6 @@ func (s *store) locate(key string) (*shard, uint64) {
 	return &s.shards[h>>s.shift], h
 }
 
-// lockKey locates key, asks for the line of its home slot, and takes its
-// shard's lock, which the caller releases. A prefetch is a hint that no
-// fence or locked instruction waits for, so the slot's miss overlaps the
-// lock and what the caller does before its lookup (the clock read of a
-// write with a TTL); if a writer changes the slot before the lock is ours,
-// only the hint is wasted.
-func (s *store) lockKey(key string) (*shard, uint64) {
-	sh, h := s.locate(key)
-	sh.prefetchHome(tagOf(h))
-	sh.mu.Lock()
-	return sh, h
-}
-
 // keyRule is the rule a store's keys follow.
 type keyRule uint8
 
@@ -473,7 +460,8 @@ func put(s *store, key string, v []byte, ttl time.Duration, withTTL bool) error 
 }
 
 func putOnce(s *store, key string, v []byte, ttl time.Duration, withTTL bool) error {
-	sh, h := s.lockKey(key)
+	sh, h := s.locate(key)
+	sh.mu.Lock()
 	if s.closed.Load() { // see close
 		sh.mu.Unlock()
 		return ErrClosed
@@ -521,7 +509,8 @@ func (st *store) delete(key string) (bool, error) {
 	if err := st.checkKey(key); err != nil {
 		return false, err
 	}
-	sh, h := st.lockKey(key)
+	sh, h := st.locate(key)
+	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if st.closed.Load() { // see close
 		return false, ErrClosed
@@ -568,7 +557,8 @@ func (st *store) increment(key string, delta int64) (int64, error) {
 }
 
 func (s *store) incrementOnce(key string, delta int64) (int64, error) {
-	sh, h := s.lockKey(key)
+	sh, h := s.locate(key)
+	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s.closed.Load() { // see close
 		return 0, ErrClosed
@@ -629,7 +619,8 @@ func (st *store) compareAndSwap(key string, expected, newValue []byte) (bool, er
 }
 
 func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
-	sh, h := s.lockKey(key)
+	sh, h := s.locate(key)
+	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s.closed.Load() { // see close
 		return false, ErrClosed

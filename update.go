@@ -81,7 +81,8 @@ func (st *store) update(key string, fn func(Entry) Change) error {
 }
 
 func (s *store) updateOnce(key string, fn func(Entry) Change) error {
-	sh, h := s.lockKey(key)
+	sh, h := s.locate(key)
+	sh.mu.Lock()
 	if s.closed.Load() { // see close
 		sh.mu.Unlock()
 		return ErrClosed
