@@ -370,17 +370,15 @@ func (a *arena) added(l loc, n int) {
 }
 
 // gone (under the shard lock) counts the record e as garbage: overwritten,
-// or removed (deleted or expired) if removed, and adds the cleaning that
-// owes (see shard.compact). A sealed chunk left with nothing live is
-// dropped then and there, with no copying: under churn most chunks end
-// that way.
-func (a *arena) gone(e *entry, removed bool) {
+// removed or moved. A sealed chunk left with nothing live is dropped then
+// and there, with no copying: under churn most chunks end that way.
+func (a *arena) gone(e *entry) {
 	no := e.l.no()
 	c := &a.meta[no]
 	c.b[e.l.off()] = recDead // see recLive: readers never read this byte
 	c.live -= e.size
 	a.live -= e.size
-	a.debt += owed(e.size, removed)
+	a.debt += compactRate * e.size
 	if c.live == 0 && no != a.head && no != a.cleaning {
 		a.drop(no)
 	}

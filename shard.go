@@ -159,7 +159,7 @@ func storeRecord[V string | []byte](sh *shard, s *slot, old *entry, key string, 
 	d := sh.tab.Load()
 	if s != nil {
 		d.setLoc(s, l) // publishes the record
-		sh.a.gone(old, false)
+		sh.a.gone(old)
 	} else {
 		tag := tagOf(h)
 		if nd := d.makeRoom(tag, &sh.sp); nd != d {
@@ -178,7 +178,7 @@ func (sh *shard) remove(s *slot, e *entry) {
 		sh.w.release(r)
 	}
 	sh.tab.Load().remove(s)
-	sh.a.gone(e, true)
+	sh.a.gone(e)
 }
 
 // schedule (under mu) gives the key of slot s (hash h) a timer firing at
@@ -296,27 +296,25 @@ func (sh *shard) reset() int {
 // deleted or expired is dropped as soon as its last one goes (arena.gone),
 // with no copying; under churn most chunks end that way. What remains is
 // garbage spread over chunks that still hold some live records. Every
-// write, delete and expiry that makes n bytes of garbage owes cleaning
-// that frees more than that (owed); while the shard is overfull
-// (arena.overfull), a lock hold that finds compactMin of debt or more
-// pays it: it picks the chunk with the most garbage, reads its records
-// from a cursor, skips those marked dead (arena.gone marks a record's
-// state byte) without looking their keys up, copies the others (current,
-// so each has a slot) to the head chunk, points their slots at the
-// copies, and drops the chunk at its end. Each dead record passed over
-// pays its size, and a drop the chunk's unfilled tail, all of it freed
-// when the chunk goes. It reads compactBatch live records ahead of copying
-// them, so that their slots' cache misses overlap. The work under one lock
-// hold is bounded: it reads at most compactStep bytes, plus one record of
-// at most largeRecord bytes, and leaves the rest of the debt to the next.
-// And it is amortized over the writes that made the garbage. A large
-// record is never copied: its chunk holds only it, and goes when it does.
+// write, delete and expiry of n bytes owes compactRate*n bytes of cleaning;
+// while the shard is overfull (arena.overfull), a lock hold that finds
+// compactMin of debt or more pays up to compactStep of it: it picks the
+// chunk with the most garbage, reads its records from a cursor, skips
+// those marked dead (arena.gone marks a record's state byte) without
+// looking their keys up, copies the others (current, so each has a slot)
+// to the head chunk, points their slots at the copies, and drops the chunk
+// at its end. It reads compactBatch live records ahead of copying them, so
+// that their slots' cache misses overlap. So the work under one lock hold
+// is bounded (compactStep bytes, plus one record of at most largeRecord
+// bytes), and it is amortized over the writes that made the garbage. A
+// large record is never copied: its chunk holds only it, and goes when it
+// does.
 //
 // Why what is held stays within twice the live bytes: cleaning starts when
 // garbage (sealed chunks' unfilled tails included) exceeds 3/4 of the live
-// bytes plus garbageAllowance. Each n bytes of garbage an overwrite makes
-// while over the threshold is paid by 3n/2 bytes freed, and a removal's,
-// which also lowers the threshold, by 5n/2, so garbage shrinks while it is
+// bytes plus garbageAllowance. Then the chunk with the most garbage has at
+// least the average share, 3/7, so reading 4n bytes of it frees at least
+// 1.7n for every n of garbage a write makes: garbage shrinks while it is
 // over the threshold. Beyond the threshold it can hold only the copies
 // made from the chunk being cleaned and one step's work. A chunk is made
 // at most a sixteenth of the shard, but after mass deletes the live bytes
@@ -324,30 +322,12 @@ func (sh *shard) reset() int {
 // a quarter of the live bytes for those copies: 1 + 3/4 + 1/4 = 2, plus the
 // allowance and one step; what is held adds the head chunk's unfilled rest.
 // (At 7/8, leaving an eighth, TestCompactionBoundsMemory failed in 6 runs
-// of 20 after its "deletes of the rest" phase:
-// docs/evidence/compaction-threshold.txt.) What that costs: the chunk with
-// the most garbage has at least the average share of it when picked, 3/7,
-// and more as its records die, so an overwrite's n bytes read at most
-// 7n/2 bytes and copy at most 2n (a removal's 35n/6 and 10n/3), and less
-// the more garbage the chunk holds. (Before
-// 2026-12-03 the debt was in bytes read, 4n for every n, whatever the
-// chunk held.) The higher the threshold, the less is copied per byte
-// freed: 4/3 bytes at 3/4, 8/5 at 5/8.
-const compactStep = 64 << 10
-
-// owed is the cleaning debt of a record of n bytes that became garbage:
-// the bytes of garbage to free for it. An overwrite adds n bytes of garbage
-// and leaves the live bytes as they were, so anything over n makes garbage
-// shrink while the shard is over its threshold; it owes 3n/2. A removal
-// also takes n from the live bytes, so garbage must shrink by more than 2n
-// to stay within twice them: it owes 5n/2. The more, the faster garbage
-// shrinks, and the more is copied.
-func owed(n int, removed bool) int {
-	if removed {
-		return 2*n + n/2
-	}
-	return n + n/2
-}
+// of 20 after its "deletes of the rest" phase: docs/evidence/compaction-threshold.txt.) The higher the threshold,
+// the less is copied per byte freed: 4/3 bytes at 3/4, 8/5 at 5/8.
+const (
+	compactRate = 4
+	compactStep = 64 << 10
+)
 
 // compactBatch is how many records not marked dead compact reads ahead of
 // looking their slots up. It asks for each one's home slot as it reads it,
@@ -387,12 +367,13 @@ func (sh *shard) compact() {
 		a.debt = 0
 		return
 	}
+	budget := min(a.debt, compactStep)
+	a.debt -= budget
 	var batch [compactBatch]moving
-	read := 0 // bytes read under this hold: at most compactStep, plus a record
 	// overfull is checked once a batch: copying adds garbage (the copy's
 	// bytes in used, the original's still held), so only a drop can end
 	// it, and a drop ends a batch.
-	for a.debt > 0 && read < compactStep && a.overfull() {
+	for budget > 0 && a.overfull() {
 		no := a.cleaning
 		if no == noChunk {
 			if no = a.mostGarbage(); no == noChunk {
@@ -402,26 +383,22 @@ func (sh *shard) compact() {
 		}
 		c := &a.meta[no]
 		if a.clean >= c.used || c.live == 0 {
-			// Every record copied or gone: the rest, its sealed tail
-			// included, is garbage, freed now.
-			a.debt -= len(c.b) - a.clean
-			a.drop(no)
+			a.drop(no) // every record copied or gone
 			continue
 		}
-		// Read ahead from the cursor, skipping records marked dead (gone:
-		// no need to look their keys up), which pay the debt.
+		// Read ahead from the cursor, within the budget, skipping records
+		// marked dead (gone: no need to look their keys up).
 		b, gen := c.b, c.gen
 		n := 0
-		for n < compactBatch && a.debt > 0 && read < compactStep && a.clean < c.used {
+		for n < compactBatch && budget > 0 && a.clean < c.used {
 			off := a.clean
 			if ahead := off + compactAhead; ahead < c.used {
 				prefetch(unsafe.Pointer(&b[ahead]))
 			}
 			e := readRecord(b, off)
 			a.clean += e.size
-			read += e.size
+			budget -= e.size
 			if b[off] == recDead {
-				a.debt -= e.size
 				continue
 			}
 			h := sh.hash(e.key)
@@ -442,7 +419,6 @@ func (sh *shard) compact() {
 			s := sh.current(m.key, m.h, makeLoc(no, gen, m.off))
 			if s == nil {
 				a.strays++
-				a.debt -= m.size // garbage too
 				continue
 			}
 			a.meta[no].live -= m.size
@@ -452,7 +428,6 @@ func (sh *shard) compact() {
 			a.meta[nl.no()].live += m.size // moved: the shard's live bytes stay
 		}
 	}
-	a.debt = max(a.debt, 0)
 }
 
 // current (under mu) returns the slot of key (hash h) if its record is at
