@@ -276,6 +276,9 @@ type arena struct {
 	held   int                       // the chunks' capacity
 	clean  int                       // compaction's cursor in cleaning
 	strays int                       // records compaction found neither marked dead nor current: 0 unless a record died without gone (tests check)
+	// Compaction's totals, which benchmarks report: the bytes of records
+	// it read, and of those it copied.
+	cleanRead, cleanCopied int
 }
 
 // init readies an arena with no chunk that publishes to out.

@@ -151,6 +151,7 @@ func BenchmarkWorkloads(b *testing.B) {
 		writes int // per 100 operations
 	}{{"read100", 0}, {"read90", 10}, {"read50", 50}, {"write100", 100}} {
 		b.Run(w.name, func(b *testing.B) {
+			read, copied := cleaning(s)
 			parallel(b, keys, order, func(k string, i int) {
 				if i%100 < w.writes {
 					s.Set(k, benchValue)
@@ -158,15 +159,18 @@ func BenchmarkWorkloads(b *testing.B) {
 					s.Get(k)
 				}
 			})
+			reportCleaning(b, s, read, copied, b.N)
 		})
 	}
 	b.Run("ttl-churn", func(b *testing.B) {
 		// Every write carries a TTL of 1-100 ms over 100k keys: the wheel
 		// schedules, reschedules and reclaims continuously.
 		churn := keys[:100_000]
+		read, copied := cleaning(s)
 		parallel(b, churn, zipfOrder(len(churn), 1<<16), func(k string, i int) {
 			s.SetWithTTL(k, benchValue, time.Duration(1+i%100)*time.Millisecond)
 		})
+		reportCleaning(b, s, read, copied, b.N)
 	})
 }
 
@@ -481,7 +485,33 @@ func BenchmarkOverwrite(b *testing.B) {
 		set()
 	}
 	b.ReportAllocs()
+	read, copied := cleaning(s)
+	ops := 0
 	for b.Loop() {
 		set()
+		ops++
 	}
+	reportCleaning(b, s, read, copied, ops)
+}
+
+// cleaning returns the bytes compaction has read, and of those copied, in
+// s's shards so far.
+func cleaning(s *Store) (read, copied int) {
+	for i := range s.s.shards {
+		sh := &s.s.shards[i]
+		sh.mu.Lock()
+		read += sh.a.cleanRead
+		copied += sh.a.cleanCopied
+		sh.mu.Unlock()
+	}
+	return read, copied
+}
+
+// reportCleaning reports the bytes compaction read and copied per
+// operation since cleaning returned read and copied, over ops operations:
+// its work, which unlike the time does not move with the machine.
+func reportCleaning(b *testing.B, s *Store, read, copied, ops int) {
+	r, c := cleaning(s)
+	b.ReportMetric(float64(r-read)/float64(ops), "clean-read-B/op")
+	b.ReportMetric(float64(c-copied)/float64(ops), "clean-copied-B/op")
 }

@@ -398,6 +398,7 @@ func (sh *shard) compact() {
 			e := readRecord(b, off)
 			a.clean += e.size
 			budget -= e.size
+			a.cleanRead += e.size
 			if b[off] == recDead {
 				continue
 			}
@@ -422,6 +423,7 @@ func (sh *shard) compact() {
 				continue
 			}
 			a.meta[no].live -= m.size
+			a.cleanCopied += m.size
 			nl, nb := a.reserve(m.size)
 			copy(nb[nl.off():nl.off()+m.size], b[m.off:m.off+m.size])
 			sh.tab.Load().setLoc(s, nl)
