@@ -451,18 +451,27 @@ func (a *arena) drop(no uint32) {
 	a.publish()
 }
 
-// mostGarbage returns the chunk compaction should clean next: the one with
-// the most garbage, not the head (being filled), or noChunk if none has
-// any. Chunks are few (they grow with the shard), so a scan is cheap, and
+// mostGarbage returns the chunk compaction should clean next: the one
+// whose bytes are most garbage, as a share of its size, not the head (being
+// filled), or noChunk if none has any. The share, not the bytes: what a
+// chunk costs to clean is its live bytes, copied, for its garbage, freed,
+// and chunks differ in size (they grow with the shard), so a large chunk
+// half garbage would otherwise be chosen over a small one nearly empty.
+// The chunk so chosen has at least the average share, which the memory
+// bound needs (see shard.compact). Chunks are few, so a scan is cheap, and
 // it runs once per chunk cleaned.
 func (a *arena) mostGarbage() uint32 {
 	best := noChunk
-	most := 0
+	most, size := 0, 1 // the best share so far: most/size
 	for _, no := range a.chunks {
 		// All but the live bytes of a sealed chunk, its unfilled tail
-		// included.
-		if g := len(a.meta[no].b) - a.meta[no].live; no != a.head && g > most {
-			best, most = no, g
+		// included. g/n > most/size, in 64-bit integers: g and most are at
+		// most maxChunk (a large record's own chunk, up to maxRecordLen
+		// bytes, has no garbage while it is held), so neither product
+		// overflows, on 32-bit platforms too.
+		n := len(a.meta[no].b)
+		if g := n - a.meta[no].live; no != a.head && g > 0 && int64(g)*int64(size) > int64(most)*int64(n) {
+			best, most, size = no, g, n
 		}
 	}
 	return best
