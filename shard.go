@@ -299,11 +299,11 @@ func (sh *shard) reset() int {
 // write, delete and expiry of n bytes owes compactRate*n bytes of cleaning;
 // while the shard is overfull (arena.overfull), a lock hold that finds
 // compactMin of debt or more pays up to compactStep of it: it picks the
-// chunk with the most garbage, reads its records from a cursor, skips
-// those marked dead (arena.gone marks a record's state byte) without
-// looking their keys up, copies the others (current, so each has a slot)
-// to the head chunk, points their slots at the copies, and drops the chunk
-// at its end. It reads compactBatch live records ahead of copying them, so
+// chunk whose bytes are most garbage (arena.mostGarbage), reads its
+// records from a cursor, skips those marked dead (arena.gone marks a
+// record's state byte) without looking their keys up, copies the others
+// (current, so each has a slot) to the head chunk, points their slots at
+// the copies, and drops the chunk at its end. It reads compactBatch live records ahead of copying them, so
 // that their slots' cache misses overlap. So the work under one lock hold
 // is bounded (compactStep bytes, plus one record of at most largeRecord
 // bytes), and it is amortized over the writes that made the garbage. A
@@ -312,8 +312,8 @@ func (sh *shard) reset() int {
 //
 // Why what is held stays within twice the live bytes: cleaning starts when
 // garbage (sealed chunks' unfilled tails included) exceeds 3/4 of the live
-// bytes plus garbageAllowance. Then the chunk with the most garbage has at
-// least the average share, 3/7, so reading 4n bytes of it frees at least
+// bytes plus garbageAllowance. Then the chunk whose bytes are most garbage
+// has at least the average share, 3/7, so reading 4n bytes of it frees at least
 // 1.7n for every n of garbage a write makes: garbage shrinks while it is
 // over the threshold. Beyond the threshold it can hold only the copies
 // made from the chunk being cleaned and one step's work. A chunk is made
