@@ -80,6 +80,37 @@ func TestCompactionBoundsMemory(t *testing.T) {
 	}
 }
 
+// TestMostGarbage: compaction cleans the chunk whose bytes are most
+// garbage as a share of its size, never the head, and none when no chunk
+// has garbage.
+func TestMostGarbage(t *testing.T) {
+	type c struct{ size, live int }
+	for _, tc := range []struct {
+		name   string
+		chunks []c
+		head   uint32
+		want   uint32
+	}{
+		{"small and nearly empty over large and half garbage", []c{{maxChunk, maxChunk / 2}, {minChunk, 100}}, noChunk, 1},
+		{"the same share: the first", []c{{minChunk, minChunk / 4}, {maxChunk, maxChunk / 4}}, noChunk, 0},
+		{"largest share of three", []c{{minChunk, minChunk / 2}, {maxChunk, maxChunk / 8}, {4 * minChunk, minChunk}}, noChunk, 1},
+		{"never the head", []c{{minChunk, 0}, {maxChunk, maxChunk - 1}}, 0, 1},
+		{"no garbage", []c{{minChunk, minChunk}, {maxChunk, maxChunk}}, noChunk, noChunk},
+		{"a large record's own chunk, live", []c{{maxChunk * 8, maxChunk * 8}, {minChunk, minChunk - 1}}, noChunk, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &arena{head: tc.head}
+			for i, ch := range tc.chunks {
+				a.meta = append(a.meta, chunk{b: make([]byte, ch.size), used: ch.size, live: ch.live, gen: 1, at: int32(i)})
+				a.chunks = append(a.chunks, uint32(i))
+			}
+			if got := a.mostGarbage(); got != tc.want {
+				t.Fatalf("mostGarbage = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestCompactionUnderExpiry: a store whose keys all expire and are
 // reclaimed by the reaper ends holding little, and large values (their own
 // chunks) are dropped when overwritten, never copied.
