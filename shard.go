@@ -303,27 +303,30 @@ func (sh *shard) reset() int {
 // records from a cursor, skips those marked dead (arena.gone marks a
 // record's state byte) without looking their keys up, copies the others
 // (current, so each has a slot) to the head chunk, points their slots at
-// the copies, and drops the chunk at its end. It reads compactBatch live records ahead of copying them, so
-// that their slots' cache misses overlap. So the work under one lock hold
-// is bounded (compactStep bytes, plus one record of at most largeRecord
-// bytes), and it is amortized over the writes that made the garbage. A
-// large record is never copied: its chunk holds only it, and goes when it
-// does.
+// the copies, and drops the chunk at its end. It reads compactBatch live
+// records ahead of copying them, so that their slots' cache misses
+// overlap. So the work under one lock hold is bounded (compactStep bytes,
+// plus one record of at most largeRecord bytes), and it is amortized over
+// the writes that made the garbage. A large record is never copied: its
+// chunk holds only it, and goes when it does.
 //
 // Why what is held stays within twice the live bytes: cleaning starts when
 // garbage (sealed chunks' unfilled tails included) exceeds 3/4 of the live
 // bytes plus garbageAllowance. Then the chunk whose bytes are most garbage
-// has at least the average share, 3/7, so reading 4n bytes of it frees at least
-// 1.7n for every n of garbage a write makes: garbage shrinks while it is
-// over the threshold. Beyond the threshold it can hold only the copies
+// has at least the average share, 3/7, so reading 4n bytes of it frees at
+// least 1.7n for every n of garbage a write makes: garbage shrinks while
+// it is over the threshold. Beyond the threshold it can hold only the copies
 // made from the chunk being cleaned and one step's work. A chunk is made
 // at most a sixteenth of the shard, but after mass deletes the live bytes
 // can shrink below what the chunks were sized for, so the threshold leaves
 // a quarter of the live bytes for those copies: 1 + 3/4 + 1/4 = 2, plus the
 // allowance and one step; what is held adds the head chunk's unfilled rest.
 // (At 7/8, leaving an eighth, TestCompactionBoundsMemory failed in 6 runs
-// of 20 after its "deletes of the rest" phase: docs/evidence/compaction-threshold.txt.) The higher the threshold,
-// the less is copied per byte freed: 4/3 bytes at 3/4, 8/5 at 5/8.
+// of 20 after its "deletes of the rest" phase:
+// docs/evidence/compaction-threshold.txt.) The higher the threshold, the
+// less is copied per byte freed, at worst: 4/3 bytes at 3/4, 8/5 at 5/8.
+// The chunk cleaned is mostly far more garbage than the average, and
+// copies far less (see arena.mostGarbage).
 const (
 	compactRate = 4
 	compactStep = 64 << 10
