@@ -486,12 +486,10 @@ func BenchmarkOverwrite(b *testing.B) {
 	}
 	b.ReportAllocs()
 	read, copied := cleaning(s)
-	ops := 0
 	for b.Loop() {
 		set()
-		ops++
 	}
-	reportCleaning(b, s, read, copied, ops)
+	reportCleaning(b, s, read, copied, b.N) // b.N: the iterations b.Loop ran
 }
 
 // cleaning returns the bytes compaction has read, and of those copied, in

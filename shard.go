@@ -348,7 +348,8 @@ const compactBatch = prefetchBatch
 const compactMin = 4 << 10
 
 // compactAhead is how far ahead of its cursor compact asks for the chunk's
-// bytes: a few records, so that reading them does not wait a miss a line.
+// bytes: a few records on, so that reading them does not wait for a miss
+// at every line.
 const compactAhead = 512
 
 // moving is a record compact has read ahead: its offset and size in the

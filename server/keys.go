@@ -16,9 +16,7 @@ func cmdDel(c *client, args [][]byte) {
 	st := c.s.store
 	var n int64
 	for i, k := range args[1:] {
-		if i%batchMax == 0 {
-			c.rd.hintArgs(args[1+i:], 1)
-		}
+		c.rd.hintArgs(args[1:], i, 1)
 		existed, err := st.Delete(string(k))
 		if err != nil && !errors.Is(err, shardkv.ErrInvalidKey) {
 			c.storeError(err)
@@ -37,9 +35,7 @@ func cmdExists(c *client, args [][]byte) {
 	st := c.s.store
 	var n int64
 	for i, k := range args[1:] {
-		if i%batchMax == 0 {
-			c.rd.hintArgs(args[1+i:], 1)
-		}
+		c.rd.hintArgs(args[1:], i, 1)
 		if st.Exists(string(k)) {
 			n++
 		}

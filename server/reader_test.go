@@ -144,7 +144,7 @@ func TestReaderHintArgs(t *testing.T) {
 		for _, a := range tc.args {
 			args = append(args, []byte(a))
 		}
-		r.hintArgs(args, tc.step)
+		r.hintArgs(args, 0, tc.step)
 		if got != tc.want {
 			t.Errorf("%q step %d: hint %q, want %q", tc.args, tc.step, got, tc.want)
 		}
@@ -158,9 +158,9 @@ func TestReaderHintArgs(t *testing.T) {
 		}
 	}
 	var r reader // no hint: nothing happens
-	r.hintArgs([][]byte{[]byte("a"), []byte("b")}, 1)
+	r.hintArgs([][]byte{[]byte("a"), []byte("b")}, 0, 1)
 	var nr *reader // a client with no reader (tests build some)
-	nr.hintArgs([][]byte{[]byte("a"), []byte("b")}, 1)
+	nr.hintArgs([][]byte{[]byte("a"), []byte("b")}, 0, 1)
 
 	// A long MGET is hinted batchMax keys at a time, by its handler.
 	var many [][]byte
@@ -168,10 +168,16 @@ func TestReaderHintArgs(t *testing.T) {
 		many = append(many, []byte(fmt.Sprint(i)))
 	}
 	var calls []int
-	r.hint = func(keys ...string) { calls = append(calls, len(keys)) }
-	r.hintArgs(many, 1)
-	if fmt.Sprint(calls) != fmt.Sprint([]int{batchMax}) || cap(r.keys) > 2*batchMax {
+	var firsts []string
+	r.hint = func(keys ...string) { calls, firsts = append(calls, len(keys)), append(firsts, keys[0]) }
+	for i := range many {
+		r.hintArgs(many, i, 1)
+	}
+	if fmt.Sprint(calls) != fmt.Sprint([]int{batchMax, batchMax, batchMax}) || cap(r.keys) > 2*batchMax {
 		t.Errorf("hints of %v keys, keys' capacity %d", calls, cap(r.keys))
+	}
+	if want := fmt.Sprint([]int{0, batchMax, 2 * batchMax}); fmt.Sprint(firsts) != want {
+		t.Errorf("windows start at keys %v, want %s (the last, of one key, unhinted)", firsts, want)
 	}
 	e := newEnv(t, Config{})
 	raw := e.raw()

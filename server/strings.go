@@ -349,9 +349,7 @@ func cmdMGet(c *client, args [][]byte) {
 	c.writeArray(len(args) - 1)
 	st := c.s.store
 	for i, k := range args[1:] {
-		if i%batchMax == 0 {
-			c.rd.hintArgs(args[1+i:], 1)
-		}
+		c.rd.hintArgs(args[1:], i, 1)
 		if found, _ := st.View(string(k), c.bulkFn); !found {
 			c.writeNull()
 		}
@@ -386,9 +384,7 @@ func cmdMSet(c *client, args [][]byte) {
 	}
 	st := c.s.store
 	for i := 1; i < len(args); i += 2 {
-		if (i-1)%(2*batchMax) == 0 {
-			c.rd.hintArgs(args[i:], 2)
-		}
+		c.rd.hintArgs(args[1:], i-1, 2)
 		if err := st.Set(string(args[i]), args[i+1]); err != nil {
 			c.storeError(err)
 			return
