@@ -47,4 +47,10 @@ func TestMallocs(t *testing.T) {
 		t.Errorf("100 calls that allocate nothing: %d allocations, %d calls", got, n)
 	}
 	_ = sink
+	if totals := shardkvtest.MallocsUpTo(100, 0, func() { sink = append(sink[:0], make([]byte, 1<<10)) }); len(totals) != shardkvtest.MallocAttempts || totals[len(totals)-1] < 100 {
+		t.Errorf("an op over its limit: totals %v, want %d attempts, the last at least 100", totals, shardkvtest.MallocAttempts)
+	}
+	if totals := shardkvtest.MallocsUpTo(100, 10, func() { n++ }); len(totals) != 1 || totals[0] > 10 {
+		t.Errorf("an op within its limit: totals %v, want one attempt", totals)
+	}
 }
