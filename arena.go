@@ -320,6 +320,15 @@ func (a *arena) reserve(n int) (loc, []byte) {
 		if off := c.used; off+n <= len(c.b) {
 			c.used = off + n
 			a.used += n
+			// Ask for the lines the next record will be written to, so
+			// that its write does not wait for them: the chunk's fresh
+			// memory is in no cache. Lines past the end are not asked for.
+			if next := off + n + 64; next < len(c.b) {
+				prefetch(unsafe.Pointer(&c.b[next]))
+				if next += 64; next < len(c.b) {
+					prefetch(unsafe.Pointer(&c.b[next]))
+				}
+			}
 			return makeLoc(no, c.gen, off), c.b
 		}
 	}
