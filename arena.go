@@ -268,6 +268,13 @@ type arena struct {
 	used     int // bytes appended to the chunks held and sealed tails: live and garbage
 	live     int // bytes of the records slots point to
 	debt     int // bytes of cleaning owed by writes (see shard.compact)
+	// survivors is the chunk compaction appends the records it moves to,
+	// or noChunk: never the head, so that records that outlived a chunk
+	// are kept apart from fresh writes (see shard.compact).
+	survivors uint32
+	// marks are the heads (head, survivors) as compaction last found them
+	// when it picked a chunk to clean (see idleHead).
+	marks [2]headMark
 
 	out    *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
 	sp     *spares                   // the shard's spare memory, or nil
@@ -284,7 +291,8 @@ type arena struct {
 // init readies an arena with no chunk that publishes to out.
 func (a *arena) init(out *atomic.Pointer[chunkRef], sp *spares) {
 	a.out, a.sp = out, sp
-	a.head, a.cleaning = noChunk, noChunk
+	a.head, a.cleaning, a.survivors = noChunk, noChunk, noChunk
+	a.marks = [2]headMark{{no: noChunk}, {no: noChunk}}
 	out.Store(emptyChunkDir)
 }
 
@@ -314,8 +322,12 @@ func (a *arena) chunkSize() int {
 // the chunk it goes in, into which the caller writes it at the loc's
 // offset. A new chunk it needs is published before reserve returns, so
 // before any loc names it.
-func (a *arena) reserve(n int) (loc, []byte) {
-	if no := a.head; no != noChunk && n <= largeRecord {
+func (a *arena) reserve(n int) (loc, []byte) { return a.reserveOn(&a.head, n) }
+
+// reserveOn is reserve on the head *head: a.head for writes, a.survivors
+// for compaction's copies.
+func (a *arena) reserveOn(head *uint32, n int) (loc, []byte) {
+	if no := *head; no != noChunk && n <= largeRecord {
 		c := &a.meta[no]
 		if off := c.used; off+n <= len(c.b) {
 			c.used = off + n
@@ -332,12 +344,12 @@ func (a *arena) reserve(n int) (loc, []byte) {
 			return makeLoc(no, c.gen, off), c.b
 		}
 	}
-	return a.reserveChunk(n)
+	return a.reserveChunk(head, n)
 }
 
-// reserveChunk is reserve for a record that needs a new chunk: one of its
-// own if it is large, else a new head.
-func (a *arena) reserveChunk(n int) (loc, []byte) {
+// reserveChunk is reserveOn for a record that needs a new chunk: one of
+// its own if it is large, else a new *head.
+func (a *arena) reserveChunk(head *uint32, n int) (loc, []byte) {
 	if n > largeRecord { // a chunk of its own, never the head
 		no := a.newChunk(make([]byte, n))
 		c := &a.meta[no]
@@ -345,7 +357,7 @@ func (a *arena) reserveChunk(n int) (loc, []byte) {
 		a.used += n
 		return makeLoc(no, c.gen, 0), c.b
 	}
-	a.seal()
+	a.seal(head)
 	size := a.chunkSize()
 	for size < n { // n <= largeRecord < maxChunk
 		size *= 2
@@ -357,18 +369,18 @@ func (a *arena) reserveChunk(n int) (loc, []byte) {
 	if keepsSpareChunk(a) {
 		a.sp.ask() // for the next one
 	}
-	a.head = a.newChunk(b)
-	return a.reserve(n) // the new head has room
+	*head = a.newChunk(b)
+	return a.reserveOn(head, n) // the new head has room
 }
 
-// seal retires the head chunk from appends. Its unfilled tail counts as
-// garbage from then on (in used), so compaction pays for it like any other;
-// a head with nothing live is dropped at once.
-func (a *arena) seal() {
-	if no := a.head; no != noChunk {
+// seal retires the head chunk *head from appends. Its unfilled tail counts
+// as garbage from then on (in used), so compaction pays for it like any
+// other; a head with nothing live is dropped at once.
+func (a *arena) seal(head *uint32) {
+	if no := *head; no != noChunk {
 		c := &a.meta[no]
 		a.used += len(c.b) - c.used
-		a.head = noChunk
+		*head = noChunk
 		if c.live == 0 && no != a.cleaning {
 			a.drop(no)
 		}
@@ -391,10 +403,14 @@ func (a *arena) gone(e *entry) {
 	c.live -= e.size
 	a.live -= e.size
 	a.debt += compactRate * e.size
-	if c.live == 0 && no != a.head && no != a.cleaning {
+	if c.live == 0 && !a.isHead(no) && no != a.cleaning {
 		a.drop(no)
 	}
 }
+
+// isHead reports whether chunk no is being appended to: the head or the
+// survivors' head. A head's unfilled tail is not in used, nor garbage.
+func (a *arena) isHead(no uint32) bool { return no == a.head || no == a.survivors }
 
 // newChunk makes a chunk of b, which is zeroed and referred to by nothing
 // else, gives it a number and a new generation, publishes a directory that
@@ -449,9 +465,13 @@ func (a *arena) drop(no uint32) {
 		a.cleaning, a.clean = noChunk, 0
 	}
 	a.held -= len(c.b)
-	if no == a.head {
+	if a.isHead(no) {
 		a.used -= c.used
-		a.head = noChunk
+		if no == a.head {
+			a.head = noChunk
+		} else {
+			a.survivors = noChunk
+		}
 	} else {
 		a.used -= len(c.b) // its records and its sealed tail
 	}
@@ -461,8 +481,8 @@ func (a *arena) drop(no uint32) {
 }
 
 // mostGarbage returns the chunk compaction should clean next: the one
-// whose bytes are most garbage, as a share of its size, not the head (being
-// filled), or noChunk if none has any. The share, not the bytes: what a
+// whose bytes are most garbage, as a share of its size, not a head (being
+// filled; but see idleHead), or noChunk if none has any. The share, not the bytes: what a
 // chunk costs to clean is its live bytes, copied, for its garbage, freed,
 // and chunks differ in size (they grow with the shard), so a large chunk
 // half garbage would otherwise be chosen over a small one nearly empty.
@@ -479,11 +499,51 @@ func (a *arena) mostGarbage() uint32 {
 		// bytes, has no garbage while it is held), so neither product
 		// overflows, on 32-bit platforms too.
 		n := len(a.meta[no].b)
-		if g := n - a.meta[no].live; no != a.head && g > 0 && int64(g)*int64(size) > int64(most)*int64(n) {
+		if g := n - a.meta[no].live; !a.isHead(no) && g > 0 && int64(g)*int64(size) > int64(most)*int64(n) {
 			best, most, size = no, g, n
 		}
 	}
 	return best
+}
+
+// headMark is a head chunk as compaction saw it: its number, generation
+// and appended bytes.
+type headMark struct {
+	no, gen uint32
+	used    int
+}
+
+// idleHead (under the shard lock, as compaction picks the next chunk to
+// clean) returns a head that nothing was appended to since the last pick
+// and that holds garbage, sealed and made the chunk being cleaned; or
+// noChunk. It then marks the heads for the next pick. A head is never
+// picked by mostGarbage, but the writes' head stops filling while only
+// deletes and expiry come, and the survivors' while compaction copies
+// nothing: its records die there all the same, and its garbage, out of
+// reach, would make compaction clean the other chunks deeper (copying
+// more) to keep within the memory bound. A head that stayed as it was
+// through a whole chunk's cleaning is not where records go now, so it is
+// cleaned like a sealed chunk. Under writes the heads fill, and are sealed
+// only when full.
+func (a *arena) idleHead() uint32 {
+	idle := noChunk
+	for i, h := range [2]*uint32{&a.head, &a.survivors} {
+		no := *h
+		if no == noChunk {
+			a.marks[i] = headMark{no: noChunk}
+			continue
+		}
+		c := &a.meta[no]
+		if idle == noChunk && a.marks[i] == (headMark{no, c.gen, c.used}) && c.used > c.live {
+			idle = no
+			a.cleaning, a.clean = no, 0 // so that seal does not drop it
+			a.seal(h)
+			a.marks[i] = headMark{no: noChunk}
+			continue
+		}
+		a.marks[i] = headMark{no, c.gen, c.used}
+	}
+	return idle
 }
 
 // reset drops every chunk.

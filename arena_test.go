@@ -13,22 +13,35 @@ import (
 // checkArenaBound asserts the compaction bound: the bytes a shard's chunks
 // hold stay within twice its live bytes, plus a fixed allowance (the
 // garbage allowed before cleaning starts, one cleaning step, and the
-// unfilled rest of the head chunk).
+// unfilled rest of the two head chunks).
 func checkArenaBound(t *testing.T, what string, a *arena) {
 	t.Helper()
 	if a.strays != 0 { // a record died without arena.gone marking it
 		t.Fatalf("%s: compaction read %d records neither marked dead nor current", what, a.strays)
 	}
 	if a.used > 2*a.live+garbageAllowance+compactStep+largeRecord {
-		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)", what, a.used, a.live, a.held, len(a.chunks))
+		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)\n%s", what, a.used, a.live, a.held, len(a.chunks), arenaState(a))
 	}
 	headRoom := 0
-	if a.head != noChunk {
-		headRoom = len(a.meta[a.head].b) - a.meta[a.head].used
+	for _, no := range []uint32{a.head, a.survivors} {
+		if no != noChunk {
+			headRoom += len(a.meta[no].b) - a.meta[no].used
+		}
 	}
 	if a.held-a.used != headRoom { // used counts sealed chunks' tails
-		t.Fatalf("%s: %d bytes held, %d used, but the head has %d free", what, a.held, a.used, headRoom)
+		t.Fatalf("%s: %d bytes held, %d used, but the heads have %d free", what, a.held, a.used, headRoom)
 	}
+}
+
+// arenaState describes a's accounts and chunks, for a failure's message.
+func arenaState(a *arena) string {
+	s := fmt.Sprintf("head %d, survivors %d, cleaning %d at %d, debt %d, used %d, live %d, overfull %v\n",
+		int32(a.head), int32(a.survivors), int32(a.cleaning), a.clean, a.debt, a.used, a.live, a.overfull())
+	for _, no := range a.chunks {
+		c := &a.meta[no]
+		s += fmt.Sprintf("  chunk %d: %d bytes, %d appended, %d live\n", no, len(c.b), c.used, c.live)
+	}
+	return s
 }
 
 // TestCompactionBoundsMemory churns one shard in the ways a store is
@@ -84,24 +97,28 @@ func TestCompactionBoundsMemory(t *testing.T) {
 // garbage as a share of its size, never the head, and none when no chunk
 // has garbage.
 func TestMostGarbage(t *testing.T) {
-	type c struct{ size, live int }
+	type c struct{ size, live, used int } // used 0: the whole chunk
 	for _, tc := range []struct {
-		name   string
-		chunks []c
-		head   uint32
-		want   uint32
+		name            string
+		chunks          []c
+		head, survivors uint32
+		want            uint32
 	}{
-		{"small and nearly empty over large and half garbage", []c{{maxChunk, maxChunk / 2}, {minChunk, 100}}, noChunk, 1},
-		{"the same share: the first", []c{{minChunk, minChunk / 4}, {maxChunk, maxChunk / 4}}, noChunk, 0},
-		{"largest share of three", []c{{minChunk, minChunk / 2}, {maxChunk, maxChunk / 8}, {4 * minChunk, minChunk}}, noChunk, 1},
-		{"never the head", []c{{minChunk, 0}, {maxChunk, maxChunk - 1}}, 0, 1},
-		{"no garbage", []c{{minChunk, minChunk}, {maxChunk, maxChunk}}, noChunk, noChunk},
-		{"a large record's own chunk, live", []c{{maxChunk * 8, maxChunk * 8}, {minChunk, minChunk - 1}}, noChunk, 1},
+		{"small and nearly empty over large and half garbage", []c{{maxChunk, maxChunk / 2, 0}, {minChunk, 100, 0}}, noChunk, noChunk, 1},
+		{"the same share: the first", []c{{minChunk, minChunk / 4, 0}, {maxChunk, maxChunk / 4, 0}}, noChunk, noChunk, 0},
+		{"largest share of three", []c{{minChunk, minChunk / 2, 0}, {maxChunk, maxChunk / 8, 0}, {4 * minChunk, minChunk, 0}}, noChunk, noChunk, 1},
+		{"never the head", []c{{minChunk, 0, minChunk / 2}, {maxChunk, maxChunk - 1, 0}}, 0, noChunk, 1},
+		{"never the survivors' head", []c{{minChunk, 0, minChunk / 2}, {maxChunk, maxChunk - 1, 0}}, noChunk, 0, 1},
+		{"no garbage", []c{{minChunk, minChunk, 0}, {maxChunk, maxChunk, 0}}, noChunk, noChunk, noChunk},
+		{"a large record's own chunk, live", []c{{maxChunk * 8, maxChunk * 8, 0}, {minChunk, minChunk - 1, 0}}, noChunk, noChunk, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &arena{head: tc.head}
+			a := &arena{head: tc.head, survivors: tc.survivors}
 			for i, ch := range tc.chunks {
-				a.meta = append(a.meta, chunk{b: make([]byte, ch.size), used: ch.size, live: ch.live, gen: 1, at: int32(i)})
+				if ch.used == 0 {
+					ch.used = ch.size
+				}
+				a.meta = append(a.meta, chunk{b: make([]byte, ch.size), used: ch.used, live: ch.live, gen: 1, at: int32(i)})
 				a.chunks = append(a.chunks, uint32(i))
 			}
 			if got := a.mostGarbage(); got != tc.want {

@@ -302,8 +302,13 @@ func (sh *shard) reset() int {
 // chunk whose bytes are most garbage (arena.mostGarbage), reads its
 // records from a cursor, skips those marked dead (arena.gone marks a
 // record's state byte) without looking their keys up, copies the others
-// (current, so each has a slot) to the head chunk, points their slots at
-// the copies, and drops the chunk at its end. It reads compactBatch live
+// (current, so each has a slot) to the survivors' head chunk, points their
+// slots at the copies, and drops the chunk at its end. Copies go to a head
+// of their own, not the writes' head: a record that outlived its chunk is
+// likely to outlive the next (a cold key among hot ones), so survivors
+// gathered together fill chunks that stay live, and the writes' chunks,
+// holding only fresh records, die nearly whole instead of leaving a cold
+// record in each to be copied again and again (TestCompactionKeepsSurvivorsApart). It reads compactBatch live
 // records ahead of copying them, so that their slots' cache misses
 // overlap. So the work under one lock hold is bounded (compactStep bytes,
 // plus one record of at most largeRecord bytes), and it is amortized over
@@ -320,7 +325,7 @@ func (sh *shard) reset() int {
 // at most a sixteenth of the shard, but after mass deletes the live bytes
 // can shrink below what the chunks were sized for, so the threshold leaves
 // a quarter of the live bytes for those copies: 1 + 3/4 + 1/4 = 2, plus the
-// allowance and one step; what is held adds the head chunk's unfilled rest.
+// allowance and one step; what is held adds the two heads' unfilled rest.
 // (At 7/8, leaving an eighth, TestCompactionBoundsMemory failed in 6 runs
 // of 20 after its "deletes of the rest" phase:
 // docs/evidence/compaction-threshold.txt.) The higher the threshold, the
@@ -380,10 +385,12 @@ func (sh *shard) compact() {
 	for budget > 0 && a.overfull() {
 		no := a.cleaning
 		if no == noChunk {
-			if no = a.mostGarbage(); no == noChunk {
-				break
+			if no = a.idleHead(); no == noChunk {
+				if no = a.mostGarbage(); no == noChunk {
+					break
+				}
+				a.cleaning, a.clean = no, 0
 			}
-			a.cleaning, a.clean = no, 0
 		}
 		c := &a.meta[no]
 		if a.clean >= c.used || c.live == 0 {
@@ -428,7 +435,7 @@ func (sh *shard) compact() {
 			}
 			a.meta[no].live -= m.size
 			a.cleanCopied += m.size
-			nl, nb := a.reserve(m.size)
+			nl, nb := a.reserveOn(&a.survivors, m.size)
 			copy(nb[nl.off():nl.off()+m.size], b[m.off:m.off+m.size])
 			sh.tab.Load().setLoc(s, nl)
 			a.meta[nl.no()].live += m.size // moved: the shard's live bytes stay
