@@ -482,13 +482,14 @@ func (a *arena) drop(no uint32) {
 
 // mostGarbage returns the chunk compaction should clean next: the one
 // whose bytes are most garbage, as a share of its size, not a head (being
-// filled; but see idleHead), or noChunk if none has any. The share, not the bytes: what a
-// chunk costs to clean is its live bytes, copied, for its garbage, freed,
-// and chunks differ in size (they grow with the shard), so a large chunk
-// half garbage would otherwise be chosen over a small one nearly empty.
-// The chunk so chosen has at least the average share, which the memory
-// bound needs (see shard.compact). Chunks are few, so a scan is cheap, and
-// it runs once per chunk cleaned.
+// filled; but see idleHead), or noChunk if none has any. The share, not
+// the bytes: what a chunk costs to clean is its live bytes, copied, for
+// its garbage, freed, and chunks differ in size (they grow with the
+// shard), so a large chunk half garbage would otherwise be chosen over a
+// small one nearly empty. The chunk so chosen has at least the average
+// share of the chunks not heads, which the memory bound needs (see
+// shard.compact; idleHead keeps a head's garbage from lasting). Chunks are
+// few, so a scan is cheap, and it runs once per chunk cleaned.
 func (a *arena) mostGarbage() uint32 {
 	best := noChunk
 	most, size := 0, 1 // the best share so far: most/size

@@ -308,9 +308,9 @@ func (sh *shard) reset() int {
 // likely to outlive the next (a cold key among hot ones), so survivors
 // gathered together fill chunks that stay live, and the writes' chunks,
 // holding only fresh records, die nearly whole instead of leaving a cold
-// record in each to be copied again and again (TestCompactionKeepsSurvivorsApart). It reads compactBatch live
-// records ahead of copying them, so that their slots' cache misses
-// overlap. So the work under one lock hold is bounded (compactStep bytes,
+// record in each to be copied again and again
+// (TestCompactionKeepsSurvivorsApart). It reads compactBatch live records
+// ahead of copying them, so that their slots' cache misses overlap. So the work under one lock hold is bounded (compactStep bytes,
 // plus one record of at most largeRecord bytes), and it is amortized over
 // the writes that made the garbage. A large record is never copied: its
 // chunk holds only it, and goes when it does.
