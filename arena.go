@@ -21,8 +21,8 @@ import (
 //     after loading that loc (an atomic load, an acquire). No byte of a
 //     published record is ever written again.
 //   - A chunk is never reused. Compaction copies a chunk's current records
-//     to the head chunk, points their slots at the copies, then drops the
-//     chunk from the chunk directory; a reader that still holds the chunk
+//     to a head chunk (the survivors'), points their slots at the copies,
+//     then drops the chunk from the chunk directory; a reader that still holds the chunk
 //     (a Go pointer, loaded from the directory) keeps it alive, and its
 //     bytes are still the old, unchanged records.
 //   - A chunk number is reused, but with a new generation, and a loc
