@@ -454,7 +454,7 @@ func (a *arena) publish() {
 	a.out.Store(&refs[0])
 }
 
-// drop removes chunk no, whose records are all garbage or copied. Its
+// drop removes chunk no, not a head, whose records are all garbage or copied. Its
 // number is free from then on, under a new generation.
 func (a *arena) drop(no uint32) {
 	c := &a.meta[no]
@@ -464,17 +464,11 @@ func (a *arena) drop(no uint32) {
 	if no == a.cleaning {
 		a.cleaning, a.clean = noChunk, 0
 	}
-	a.held -= len(c.b)
-	if a.isHead(no) {
-		a.used -= c.used
-		if no == a.head {
-			a.head = noChunk
-		} else {
-			a.survivors = noChunk
-		}
-	} else {
-		a.used -= len(c.b) // its records and its sealed tail
+	if a.isHead(no) { // seal retires a head before it may be dropped
+		panic("shardkv: a head chunk dropped")
 	}
+	a.held -= len(c.b)
+	a.used -= len(c.b) // its records and its sealed tail
 	*c = chunk{gen: c.gen}
 	a.free = append(a.free, no)
 	a.publish()

@@ -22,15 +22,21 @@ func checkArenaBound(t *testing.T, what string, a *arena) {
 	if a.used > 2*a.live+garbageAllowance+compactStep+largeRecord {
 		t.Fatalf("%s: %d bytes used for %d live (held %d, %d chunks)\n%s", what, a.used, a.live, a.held, len(a.chunks), arenaState(a))
 	}
-	headRoom := 0
-	for _, no := range []uint32{a.head, a.survivors} {
-		if no != noChunk {
-			headRoom += len(a.meta[no].b) - a.meta[no].used
-		}
-	}
-	if a.held-a.used != headRoom { // used counts sealed chunks' tails
+	if headRoom := headsRoom(a); a.held-a.used != headRoom { // used counts sealed chunks' tails
 		t.Fatalf("%s: %d bytes held, %d used, but the heads have %d free", what, a.held, a.used, headRoom)
 	}
+}
+
+// headsRoom is what a's two heads have not yet filled: all that is held
+// and not in used.
+func headsRoom(a *arena) int {
+	room := 0
+	for _, no := range []uint32{a.head, a.survivors} {
+		if no != noChunk {
+			room += len(a.meta[no].b) - a.meta[no].used
+		}
+	}
+	return room
 }
 
 // arenaState describes a's accounts and chunks, for a failure's message.

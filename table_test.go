@@ -129,8 +129,12 @@ func (h *tableHarness) check(absent []string) {
 		h.t.Fatalf("%d live slots, model has %d keys", live, len(h.model))
 	}
 	h.checkSplits()
-	if a := &h.sh.a; a.live != liveBytes || a.used < a.live || a.held < a.used {
+	a := &h.sh.a
+	if a.live != liveBytes || a.used < a.live || a.held < a.used {
 		h.t.Fatalf("arena: live %d used %d held %d, the model's records take %d", a.live, a.used, a.held, liveBytes)
+	}
+	if room := headsRoom(a); a.held-a.used != room || a.strays != 0 || (a.head != noChunk && a.head == a.survivors) {
+		h.t.Fatalf("arena: held %d, used %d, heads %d and %d with %d free, %d strays\n%s", a.held, a.used, int32(a.head), int32(a.survivors), headsRoom(a), a.strays, arenaState(a))
 	}
 }
 
