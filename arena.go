@@ -454,8 +454,8 @@ func (a *arena) publish() {
 	a.out.Store(&refs[0])
 }
 
-// drop removes chunk no, not a head, whose records are all garbage or copied. Its
-// number is free from then on, under a new generation.
+// drop removes chunk no, not a head, whose records are all garbage or
+// copied. Its number is free from then on, under a new generation.
 func (a *arena) drop(no uint32) {
 	c := &a.meta[no]
 	last := a.chunks[len(a.chunks)-1]
