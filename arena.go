@@ -22,9 +22,9 @@ import (
 //     published record is ever written again.
 //   - A chunk is never reused. Compaction copies a chunk's current records
 //     to a head chunk (the survivors'), points their slots at the copies,
-//     then drops the chunk from the chunk directory; a reader that still holds the chunk
-//     (a Go pointer, loaded from the directory) keeps it alive, and its
-//     bytes are still the old, unchanged records.
+//     then drops the chunk from the chunk directory; a reader that still
+//     holds the chunk (a Go pointer, loaded from the directory) keeps it
+//     alive, and its bytes are still the old, unchanged records.
 //   - A chunk number is reused, but with a new generation, and a loc
 //     carries both: a reader that resolves a loc whose chunk has been
 //     dropped finds another generation (or none) under that number, and
@@ -519,7 +519,10 @@ type headMark struct {
 // more) to keep within the memory bound. A head that stayed as it was
 // through a whole chunk's cleaning is not where records go now, so it is
 // cleaned like a sealed chunk. Under writes the heads fill, and are sealed
-// only when full.
+// only when full. (Letting mostGarbage weigh a head by its appended
+// bytes' garbage instead picks the writes' head young under hot keys,
+// whose fresh records die fast, and seals it half empty, one new chunk
+// after another.)
 func (a *arena) idleHead() uint32 {
 	idle := noChunk
 	for i, h := range [2]*uint32{&a.head, &a.survivors} {

@@ -472,8 +472,9 @@ func BenchmarkReclaim(b *testing.B) {
 // dist=uniform draws every key alike; dist=zipf draws them zipf (s=1.01,
 // the hot keys scattered over the key space), as a cache's writes come:
 // the hot keys' records die young and the cold keys' outlive many chunks.
-// The draw is part of the time (zipf's about 40 ns more), the same in any
-// A/B; clean-read-B/op and clean-copied-B/op do not depend on it.
+// The draw is part of the time (zipf's costs more than uniform's), the
+// same in any A/B; clean-read-B/op and clean-copied-B/op do not depend on
+// it.
 func BenchmarkOverwrite(b *testing.B) {
 	const n = 1 << 20
 	for _, dist := range []string{"uniform", "zipf"} {

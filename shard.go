@@ -310,9 +310,10 @@ func (sh *shard) reset() int {
 // holding only fresh records, die nearly whole instead of leaving a cold
 // record in each to be copied again and again
 // (TestCompactionKeepsSurvivorsApart). It reads compactBatch live records
-// ahead of copying them, so that their slots' cache misses overlap. So the work under one lock hold is bounded (compactStep bytes,
-// plus one record of at most largeRecord bytes), and it is amortized over
-// the writes that made the garbage. A large record is never copied: its
+// ahead of copying them, so that their slots' cache misses overlap. So
+// the work under one lock hold is bounded (compactStep bytes, plus one
+// record of at most largeRecord bytes), and it is amortized over the
+// writes that made the garbage. A large record is never copied: its
 // chunk holds only it, and goes when it does.
 //
 // Why what is held stays within twice the live bytes: cleaning starts when
