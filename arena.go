@@ -49,8 +49,7 @@ const (
 	genMask    = 1<<locGenBits - 1
 )
 
-// Generations start at 1, so every real loc is above locTomb (neither it
-// nor locEmpty).
+// Generations start at 1, so no real loc is locEmpty or locTomb.
 func makeLoc(no, gen uint32, off int) loc {
 	return loc(uint64(no)<<(locOffBits+locGenBits) | uint64(gen)<<locOffBits | uint64(off))
 }

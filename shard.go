@@ -270,26 +270,13 @@ func (sh *shard) scanTable(c uint64, collect func(entry)) uint64 {
 	maxD := uint(d.maxDepth())
 	t := d.entries[c>>(maxD-uint(d.depth))].t.Load()
 	span := uint64(1) << (maxD - uint(t.depth))
-	slots := t.slots()
-	for i := range slots {
-		// The slots are read in order, their records in no order: ask for
-		// the record scanAhead slots on, so that the misses of the records
-		// overlap instead of coming one after another.
-		if j := i + scanAhead; j < len(slots) {
-			if l := loc(slots[j].loc.Load()); l > locTomb {
-				prefetch(unsafe.Pointer(&sh.a.bytes(l)[l.off()]))
-			}
-		}
-		if l := loc(slots[i].loc.Load()); l > locTomb {
+	for i := range t.slots() {
+		if l := loc(t.slots()[i].loc.Load()); l != locEmpty && l != locTomb {
 			collect(readAt(sh.a.bytes(l), l))
 		}
 	}
 	return c&^(span-1) + span
 }
-
-// scanAhead is how many slots ahead of the one it reads scanTable asks for
-// a record: enough for several misses to be in flight at once.
-const scanAhead = 8
 
 // reset (under mu) drops every entry and timer, and returns how many
 // entries there were.
