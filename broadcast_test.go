@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -364,4 +366,48 @@ func TestRecvWaitingForItsTurnHonoursCtx(t *testing.T) {
 			t.Fatalf("queued Recv returned %v, want its ctx's deadline", err)
 		}
 	})
+}
+
+// An event is one allocation when its key and value fit in its node (104
+// bytes), two when they do not, and its key and value are its own copies
+// either way.
+func TestRingEventAllocations(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		key, value string
+		kind       EventKind
+		want       uint64
+	}{
+		{"set, 1 byte", "k", "v", EventSet, 1},
+		{"set, 40 bytes", "k", strings.Repeat("v", 39), EventSet, 1},
+		{"set, 41 bytes", "k", strings.Repeat("v", 40), EventSet, 1},
+		{"set, 104 bytes", "user:0000001", strings.Repeat("v", 92), EventSet, 1},
+		{"set, 105 bytes", "user:0000001", strings.Repeat("v", 93), EventSet, 2},
+		{"set, empty value", "k", "", EventSet, 1},
+		{"delete", "user:0000001", "", EventDelete, 1},
+		{"delete, long key", strings.Repeat("k", 200), "", EventDelete, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRing(8, ringDone)
+			sub := r.subscribe()
+			defer sub.Close()
+			key, value := strings.Clone(tc.key), strings.Clone(tc.value)
+			requireAllocs(t, "publish", 100, tc.want, func() { r.publish(key, tc.kind, value) })
+
+			c := r.head.Load() - 1
+			ev, _, _, ok := r.read(c)
+			require.True(t, ok)
+			want := Event{Key: tc.key, Kind: tc.kind, Op: defaultOp[tc.kind]}
+			if tc.kind == EventSet {
+				want.Value = []byte(tc.value)
+				require.Equal(t, len(ev.Value), cap(ev.Value), "a subscriber's append would write past the value")
+			}
+			require.Equal(t, want, ev)
+			require.NotSame(t, unsafe.StringData(key), unsafe.StringData(ev.Key), "the event holds the caller's key")
+			if len(value) > 0 {
+				require.NotSame(t, unsafe.StringData(value), unsafe.SliceData(ev.Value), "the event holds the caller's value")
+			}
+		})
+	}
+	require.EqualValues(t, 88, unsafe.Sizeof(ringNode{}), "newNode's arrays make 128- and 192-byte objects of an 88-byte node")
 }
