@@ -73,8 +73,8 @@ const (
 )
 
 // chunk is the writers' account of one chunk number: the chunk's bytes,
-// how many of them are appended and current, and the number's latest
-// generation. The arena keeps these by number, in one slice (arena.meta),
+// how many of them are appended and current (for a head, in its headChunk
+// until it is sealed), and the number's latest generation. The arena keeps these by number, in one slice (arena.meta),
 // not as objects of their own: so the garbage collector has one object per
 // chunk to mark (its bytes) and two pointers to it (here and in the
 // readers' directory), and a writer reaches a chunk with one index, not a
@@ -92,8 +92,22 @@ type chunk struct {
 	_ [16]byte
 }
 
-// noChunk stands for no chunk in arena.head and arena.cleaning.
+// noChunk stands for no chunk in a headChunk and arena.cleaning.
 const noChunk = ^uint32(0)
+
+// headChunk is a chunk being appended to, a head: its number (noChunk:
+// none yet), and its appended and live bytes, which are counted here, not
+// in its chunk entry, until seal writes them there. Every write counts its
+// record in the writes' head, and a.head lies on the shard lock's cache
+// line (see shardFields), which the writer holds already: so a write's
+// accounting takes no cache line from another core, where the head's
+// chunk entry, written by every write, was one more line to take (the
+// entry is now written only when a chunk is added, sealed or dropped, and
+// writers' lookups read its b and gen from their own cache).
+type headChunk struct {
+	no         uint32
+	used, live int
+}
 
 // chunkRef is what a reader needs of a chunk: its bytes and generation.
 //
@@ -259,30 +273,36 @@ func readAt(b []byte, l loc) (e entry) {
 // order, and how many of their bytes are still current. Everything in it is
 // under the shard lock; readers see only the chunk directories it
 // publishes.
+//
+// Its fields are in three groups of a cache line each (TestShardLayout):
+// those every write writes, on the shard lock's line; those every write
+// reads and only a new or dropped chunk writes, so that both cores keep
+// them in their caches; and compaction's, which it writes as it cleans.
 type arena struct {
-	// The fields every write touches come first (see shardFields).
-	meta []chunk // the chunks by number; a free number's b is nil
-	head uint32  // the chunk small records are appended to; noChunk before the first
+	used int       // bytes appended to the chunks held and sealed tails: live and garbage
+	live int       // bytes of the records slots point to
+	debt int       // bytes of cleaning owed by writes (see shard.compact)
+	head headChunk // the chunk small records are appended to
 	// cleaning is the chunk compaction is reading, or noChunk.
 	cleaning uint32
-	used     int // bytes appended to the chunks held and sealed tails: live and garbage
-	live     int // bytes of the records slots point to
-	debt     int // bytes of cleaning owed by writes (see shard.compact)
-	// survivors is the chunk compaction appends the records it moves to,
-	// or noChunk: never the head, so that records that outlived a chunk
-	// are kept apart from fresh writes (see shard.compact).
-	survivors uint32
-	// marks are the heads (head, survivors) as compaction last found them
-	// when it picked a chunk to clean (see idleHead).
-	marks [2]headMark
+	_        [4]byte
 
+	meta   []chunk                   // the chunks by number; a free number's b is nil
 	out    *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
 	sp     *spares                   // the shard's spare memory, or nil
 	chunks []uint32                  // the numbers of every chunk held, in no order
-	free   []uint32                  // chunk numbers not in use
-	held   int                       // the chunks' capacity
-	clean  int                       // compaction's cursor in cleaning
-	strays int                       // records compaction found neither marked dead nor current: 0 unless a record died without gone (tests check)
+
+	free []uint32 // chunk numbers not in use
+	held int      // the chunks' capacity
+	// survivors is the chunk compaction appends the records it moves to:
+	// never the head, so that records that outlived a chunk are kept apart
+	// from fresh writes (see shard.compact).
+	survivors headChunk
+	// marks are the heads (head, survivors) as compaction last found them
+	// when it picked a chunk to clean (see idleHead).
+	marks  [2]headMark
+	clean  int // compaction's cursor in cleaning
+	strays int // records compaction found neither marked dead nor current: 0 unless a record died without gone (tests check)
 	// Compaction's totals, which benchmarks report: the bytes of records
 	// it read, and of those it copied.
 	cleanRead, cleanCopied int
@@ -291,7 +311,8 @@ type arena struct {
 // init readies an arena with no chunk that publishes to out.
 func (a *arena) init(out *atomic.Pointer[chunkRef], sp *spares) {
 	a.out, a.sp = out, sp
-	a.head, a.cleaning, a.survivors = noChunk, noChunk, noChunk
+	a.head, a.survivors = headChunk{no: noChunk}, headChunk{no: noChunk}
+	a.cleaning = noChunk
 	a.marks = [2]headMark{{no: noChunk}, {no: noChunk}}
 	out.Store(emptyChunkDir)
 }
@@ -324,13 +345,13 @@ func (a *arena) chunkSize() int {
 // before any loc names it.
 func (a *arena) reserve(n int) (loc, []byte) { return a.reserveOn(&a.head, n) }
 
-// reserveOn is reserve on the head *head: a.head for writes, a.survivors
-// for compaction's copies.
-func (a *arena) reserveOn(head *uint32, n int) (loc, []byte) {
-	if no := *head; no != noChunk && n <= largeRecord {
+// reserveOn is reserve on the head h: a.head for writes, a.survivors for
+// compaction's copies.
+func (a *arena) reserveOn(h *headChunk, n int) (loc, []byte) {
+	if no := h.no; no != noChunk && n <= largeRecord {
 		c := &a.meta[no]
-		if off := c.used; off+n <= len(c.b) {
-			c.used = off + n
+		if off := h.used; off+n <= len(c.b) {
+			h.used = off + n
 			a.used += n
 			// Ask for the lines the next record will be written to, so
 			// that its write does not wait for them: the chunk's fresh
@@ -344,12 +365,12 @@ func (a *arena) reserveOn(head *uint32, n int) (loc, []byte) {
 			return makeLoc(no, c.gen, off), c.b
 		}
 	}
-	return a.reserveChunk(head, n)
+	return a.reserveChunk(h, n)
 }
 
 // reserveChunk is reserveOn for a record that needs a new chunk: one of
-// its own if it is large, else a new *head.
-func (a *arena) reserveChunk(head *uint32, n int) (loc, []byte) {
+// its own if it is large, else a new head h.
+func (a *arena) reserveChunk(h *headChunk, n int) (loc, []byte) {
 	if n > largeRecord { // a chunk of its own, never the head
 		no := a.newChunk(make([]byte, n))
 		c := &a.meta[no]
@@ -357,7 +378,7 @@ func (a *arena) reserveChunk(head *uint32, n int) (loc, []byte) {
 		a.used += n
 		return makeLoc(no, c.gen, 0), c.b
 	}
-	a.seal(head)
+	a.seal(h)
 	size := a.chunkSize()
 	for size < n { // n <= largeRecord < maxChunk
 		size *= 2
@@ -369,27 +390,41 @@ func (a *arena) reserveChunk(head *uint32, n int) (loc, []byte) {
 	if keepsSpareChunk(a) {
 		a.sp.ask() // for the next one
 	}
-	*head = a.newChunk(b)
-	return a.reserveOn(head, n) // the new head has room
+	*h = headChunk{no: a.newChunk(b)}
+	return a.reserveOn(h, n) // the new head has room
 }
 
-// seal retires the head chunk *head from appends. Its unfilled tail counts
-// as garbage from then on (in used), so compaction pays for it like any
-// other; a head with nothing live is dropped at once.
-func (a *arena) seal(head *uint32) {
-	if no := *head; no != noChunk {
+// seal retires the head chunk h from appends, its counts written to its
+// chunk entry. Its unfilled tail counts as garbage from then on (in used),
+// so compaction pays for it like any other; a head with nothing live is
+// dropped at once.
+func (a *arena) seal(h *headChunk) {
+	if no := h.no; no != noChunk {
 		c := &a.meta[no]
+		c.used, c.live = h.used, h.live
 		a.used += len(c.b) - c.used
-		*head = noChunk
+		*h = headChunk{no: noChunk}
 		if c.live == 0 && no != a.cleaning {
 			a.drop(no)
 		}
 	}
 }
 
+// liveOf (under the shard lock) returns where chunk no's live bytes are
+// counted: in its headChunk while it is a head, else in its chunk entry.
+func (a *arena) liveOf(no uint32) *int {
+	switch no {
+	case a.head.no:
+		return &a.head.live
+	case a.survivors.no:
+		return &a.survivors.live
+	}
+	return &a.meta[no].live
+}
+
 // added (under the shard lock) counts a record of n bytes written at l.
 func (a *arena) added(l loc, n int) {
-	a.meta[l.no()].live += n
+	*a.liveOf(l.no()) += n
 	a.live += n
 }
 
@@ -398,19 +433,19 @@ func (a *arena) added(l loc, n int) {
 // and there, with no copying: under churn most chunks end that way.
 func (a *arena) gone(e *entry) {
 	no := e.l.no()
-	c := &a.meta[no]
-	c.b[e.l.off()] = recDead // see recLive: readers never read this byte
-	c.live -= e.size
+	a.meta[no].b[e.l.off()] = recDead // see recLive: readers never read this byte
+	live := a.liveOf(no)
+	*live -= e.size
 	a.live -= e.size
 	a.debt += compactRate * e.size
-	if c.live == 0 && !a.isHead(no) && no != a.cleaning {
+	if *live == 0 && !a.isHead(no) && no != a.cleaning {
 		a.drop(no)
 	}
 }
 
 // isHead reports whether chunk no is being appended to: the head or the
 // survivors' head. A head's unfilled tail is not in used, nor garbage.
-func (a *arena) isHead(no uint32) bool { return no == a.head || no == a.survivors }
+func (a *arena) isHead(no uint32) bool { return no == a.head.no || no == a.survivors.no }
 
 // newChunk makes a chunk of b, which is zeroed and referred to by nothing
 // else, gives it a number and a new generation, publishes a directory that
@@ -525,21 +560,21 @@ type headMark struct {
 // after another.)
 func (a *arena) idleHead() uint32 {
 	idle := noChunk
-	for i, h := range [2]*uint32{&a.head, &a.survivors} {
-		no := *h
+	for i, h := range [2]*headChunk{&a.head, &a.survivors} {
+		no := h.no
 		if no == noChunk {
 			a.marks[i] = headMark{no: noChunk}
 			continue
 		}
-		c := &a.meta[no]
-		if idle == noChunk && a.marks[i] == (headMark{no, c.gen, c.used}) && c.used > c.live {
+		gen := a.meta[no].gen
+		if idle == noChunk && a.marks[i] == (headMark{no, gen, h.used}) && h.used > h.live {
 			idle = no
 			a.cleaning, a.clean = no, 0 // so that seal does not drop it
 			a.seal(h)
 			a.marks[i] = headMark{no: noChunk}
 			continue
 		}
-		a.marks[i] = headMark{no, c.gen, c.used}
+		a.marks[i] = headMark{no, gen, h.used}
 	}
 	return idle
 }

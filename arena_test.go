@@ -31,9 +31,9 @@ func checkArenaBound(t *testing.T, what string, a *arena) {
 // and not in used.
 func headsRoom(a *arena) int {
 	room := 0
-	for _, no := range []uint32{a.head, a.survivors} {
-		if no != noChunk {
-			room += len(a.meta[no].b) - a.meta[no].used
+	for _, h := range []headChunk{a.head, a.survivors} {
+		if h.no != noChunk {
+			room += len(a.meta[h.no].b) - h.used
 		}
 	}
 	return room
@@ -42,10 +42,16 @@ func headsRoom(a *arena) int {
 // arenaState describes a's accounts and chunks, for a failure's message.
 func arenaState(a *arena) string {
 	s := fmt.Sprintf("head %d, survivors %d, cleaning %d at %d, debt %d, used %d, live %d, overfull %v\n",
-		int32(a.head), int32(a.survivors), int32(a.cleaning), a.clean, a.debt, a.used, a.live, a.overfull())
+		int32(a.head.no), int32(a.survivors.no), int32(a.cleaning), a.clean, a.debt, a.used, a.live, a.overfull())
 	for _, no := range a.chunks {
 		c := &a.meta[no]
-		s += fmt.Sprintf("  chunk %d: %d bytes, %d appended, %d live\n", no, len(c.b), c.used, c.live)
+		used, live := c.used, c.live
+		for _, h := range []headChunk{a.head, a.survivors} {
+			if h.no == no {
+				used, live = h.used, h.live
+			}
+		}
+		s += fmt.Sprintf("  chunk %d: %d bytes, %d appended, %d live\n", no, len(c.b), used, live)
 	}
 	return s
 }
@@ -119,7 +125,7 @@ func TestMostGarbage(t *testing.T) {
 		{"a large record's own chunk, live", []c{{maxChunk * 8, maxChunk * 8, 0}, {minChunk, minChunk - 1, 0}}, noChunk, noChunk, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &arena{head: tc.head, survivors: tc.survivors}
+			a := &arena{head: headChunk{no: tc.head}, survivors: headChunk{no: tc.survivors}}
 			for i, ch := range tc.chunks {
 				if ch.used == 0 {
 					ch.used = ch.size
@@ -220,4 +226,32 @@ func hasPointers(t reflect.Type) bool {
 		}
 	}
 	return false
+}
+
+// TestShardLayout pins the cache lines of shardFields that arena's field
+// groups rely on: the readers' words alone on the first; the lock and the
+// fields every write writes on the second; those every write only reads
+// (meta first) starting the third, and compaction's after them.
+func TestShardLayout(t *testing.T) {
+	if unsafe.Sizeof(0) != 8 {
+		t.Skip("the offsets are those of 64-bit platforms")
+	}
+	var sh shardFields
+	a := unsafe.Offsetof(sh.a)
+	for _, f := range []struct {
+		name      string
+		off, want uintptr
+	}{
+		{"mu", unsafe.Offsetof(sh.mu), 64},
+		{"a.used", a + unsafe.Offsetof(sh.a.used), 72},
+		{"a.meta", a + unsafe.Offsetof(sh.a.meta), 128},
+		{"a.free", a + unsafe.Offsetof(sh.a.free), 192},
+	} {
+		if f.off != f.want {
+			t.Errorf("%s at byte %d of a shard, want %d", f.name, f.off, f.want)
+		}
+	}
+	if end := a + unsafe.Offsetof(sh.a.cleaning) + unsafe.Sizeof(sh.a.cleaning); end > 128 {
+		t.Errorf("the written fields end at byte %d, past the lock's line", end)
+	}
 }

@@ -34,7 +34,7 @@ func TestFillProbe(t *testing.T) {
 		sh, h := s.s.locate(k)
 		d := sh.tab.Load()
 		tb := d.table(tagOf(h))
-		head, chunks := sh.a.head, len(sh.a.chunks)
+		head, chunks := sh.a.head.no, len(sh.a.chunks)
 		stepping := d.pend.of(tb) != nil && !d.pend.of(tb).done() // splitsteps: a commit before them has no d.pend
 		spareChunk := sh.sp.chunk != nil
 		t0 := time.Now()
@@ -49,7 +49,7 @@ func TestFillProbe(t *testing.T) {
 		case sh.tab.Load().table(tagOf(h)) != tb:
 			kind += "split+"
 		}
-		if head != sh.a.head || chunks != len(sh.a.chunks) {
+		if head != sh.a.head.no || chunks != len(sh.a.chunks) {
 			kind += fmt.Sprintf("new chunk (spare %v)+", spareChunk)
 		}
 		if kind == "" && stepping {

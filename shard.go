@@ -19,8 +19,9 @@ type shardFields struct {
 	// mu serializes the shard's writers (and iterators, which want a
 	// consistent shard). Point reads never take it.
 	mu sync.Mutex
-	// a comes right after mu: the arena's fields every write touches are
-	// its first, so that with mu they fill one cache line.
+	// a comes right after mu: the arena's fields every write writes are
+	// its first, so that with mu they fill one cache line, and those every
+	// write reads fill the next (see arena).
 	a arena
 	// due mirrors w.due(): the tick at which the shard's earliest wheel slot
 	// comes due, or noTick. It is written under mu and read without it by
@@ -439,7 +440,7 @@ func (sh *shard) compact() {
 			nl, nb := a.reserveOn(&a.survivors, m.size)
 			copy(nb[nl.off():nl.off()+m.size], b[m.off:m.off+m.size])
 			sh.tab.Load().setLoc(s, nl)
-			a.meta[nl.no()].live += m.size // moved: the shard's live bytes stay
+			a.survivors.live += m.size // moved: the shard's live bytes stay
 		}
 	}
 }

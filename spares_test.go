@@ -67,7 +67,7 @@ func TestSparesAreUsedAndRefilled(t *testing.T) {
 	headBytes := func() *byte {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
-		return unsafe.SliceData(sh.a.meta[sh.a.head].b)
+		return unsafe.SliceData(sh.a.meta[sh.a.head.no].b)
 	}
 	head := headBytes()
 	for limit := n + 200000; ; {

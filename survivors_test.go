@@ -50,7 +50,7 @@ func TestIdleHead(t *testing.T) {
 	var out atomic.Pointer[chunkRef]
 	var a arena
 	a.init(&out, nil)
-	write := func(head *uint32) entry {
+	write := func(head *headChunk) entry {
 		l, _ := a.reserveOn(head, 100)
 		a.added(l, 100)
 		return entry{size: 100, l: l}
@@ -69,11 +69,11 @@ func TestIdleHead(t *testing.T) {
 	if no := a.idleHead(); no != noChunk {
 		t.Fatalf("head appended to since the last pick: idleHead = %d, want none", no)
 	}
-	head := a.head
+	head := a.head.no
 	if no := a.idleHead(); no != head {
 		t.Fatalf("head idle with garbage: idleHead = %d, want %d", no, head)
 	}
-	if a.head != noChunk || a.cleaning != head || a.held-a.used != len(a.meta[a.survivors].b)-a.meta[a.survivors].used {
-		t.Fatalf("after idleHead: head %d, cleaning %d, held %d, used %d: want it sealed and being cleaned", int32(a.head), int32(a.cleaning), a.held, a.used)
+	if a.head.no != noChunk || a.cleaning != head || a.held-a.used != len(a.meta[a.survivors.no].b)-a.survivors.used {
+		t.Fatalf("after idleHead: head %d, cleaning %d, held %d, used %d: want it sealed and being cleaned", int32(a.head.no), int32(a.cleaning), a.held, a.used)
 	}
 }

@@ -133,8 +133,8 @@ func (h *tableHarness) check(absent []string) {
 	if a.live != liveBytes || a.used < a.live || a.held < a.used {
 		h.t.Fatalf("arena: live %d used %d held %d, the model's records take %d", a.live, a.used, a.held, liveBytes)
 	}
-	if room := headsRoom(a); a.held-a.used != room || a.strays != 0 || (a.head != noChunk && a.head == a.survivors) {
-		h.t.Fatalf("arena: held %d, used %d, heads %d and %d with %d free, %d strays\n%s", a.held, a.used, int32(a.head), int32(a.survivors), room, a.strays, arenaState(a))
+	if room := headsRoom(a); a.held-a.used != room || a.strays != 0 || (a.head.no != noChunk && a.head.no == a.survivors.no) {
+		h.t.Fatalf("arena: held %d, used %d, heads %d and %d with %d free, %d strays\n%s", a.held, a.used, int32(a.head.no), int32(a.survivors.no), room, a.strays, arenaState(a))
 	}
 }
 
