@@ -10,7 +10,7 @@
 #   bash docs/bench/ab-storage.sh [commit]     # OLD=commit sets the baseline (default 35c8fb9)
 #
 # BENCH=regexp runs only those benchmarks, BENCHTIME their -test.benchtime
-# (300ms); RAW=dir and NAME=prefix write elsewhere; PKG=dir measures that
+# (300ms), CPU their -test.cpu (2); RAW=dir and NAME=prefix write elsewhere; PKG=dir measures that
 # package (a module of the workspace, such as server) instead of the root;
 # FROM_NEW=BenchmarkX gives an OLD that lacks that benchmark NEW's file of
 # it (and NEW's race_test.go and norace_test.go beside it). The server's
@@ -26,6 +26,7 @@ new=$(git rev-parse --short "${1:-HEAD}")
 rounds=${ROUNDS:-6}
 bench=${BENCH:-'Get1M|Read|Workloads|IncrementHot|CASCounter|Watch|ListKeys'}
 benchtime=${BENCHTIME:-300ms}
+cpu=${CPU:-2}
 raw=${RAW:-docs/bench/raw}
 name=${NAME:-ab-storage}
 pkg=${PKG:-.}
@@ -55,12 +56,12 @@ for v in old new; do
     echo "# A/B: in-package benchmarks of $pkg, old = $old$([ -n "${OLD:-}" ] || echo " (before the storage change)"), new = $new"
     echo "# date: $(date -u +%FT%TZ); $(uname -a); nproc $(nproc); $(go version)"
     echo "# loadavg at start: $(cat /proc/loadavg)"
-    echo "# each round: ./old.test then ./new.test, -test.run '^\$' -test.bench '$bench' -test.cpu 2 -test.benchtime $benchtime -test.benchmem; $rounds rounds (docs/bench/ab-storage.sh)"
+    echo "# each round: ./old.test then ./new.test, -test.run '^\$' -test.bench '$bench' -test.cpu $cpu -test.benchtime $benchtime -test.benchmem; $rounds rounds (docs/bench/ab-storage.sh)"
   } >"$raw/$name-$v.txt"
 done
 for r in $(seq "$rounds"); do
   for v in old new; do
-    (cd "$work/$v/$pkg" && "$work/$v.test" -test.run '^$' -test.bench "$bench" -test.cpu 2 -test.benchtime "$benchtime" -test.benchmem) >>"$raw/$name-$v.txt"
+    (cd "$work/$v/$pkg" && "$work/$v.test" -test.run '^$' -test.bench "$bench" -test.cpu "$cpu" -test.benchtime "$benchtime" -test.benchmem) >>"$raw/$name-$v.txt"
   done
   echo "round $r of $rounds done" >&2
 done
