@@ -667,8 +667,20 @@ func (st *store) listKeys(prefix string) ([]string, error) {
 		return nil, ErrClosed
 	}
 	keys := []string{}
+	var buf []byte
 	st.iterate(prefix, func(k, _ string) bool {
-		keys = append(keys, strings.Clone(k)) // a copy: k would hold its chunk
+		// A copy, since k would hold its chunk alive: into buf, which the
+		// keys share, so that a list of many keys is a few allocations,
+		// not one a key. A full buf is left to the keys already in it.
+		if len(k) == 0 {
+			keys = append(keys, "")
+			return true
+		}
+		if len(buf)+len(k) > cap(buf) {
+			buf = make([]byte, 0, max(len(k), min(2*cap(buf), 64<<10), 1<<10))
+		}
+		buf = append(buf, k...)
+		keys = append(keys, unsafe.String(unsafe.SliceData(buf[len(buf)-len(k):]), len(k)))
 		return true
 	})
 	return keys, nil
