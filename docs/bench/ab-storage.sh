@@ -24,7 +24,7 @@ cd "$root"
 old=${OLD:-35c8fb9}
 new=$(git rev-parse --short "${1:-HEAD}")
 rounds=${ROUNDS:-6}
-bench=${BENCH:-'Get1M|Read|Workloads|IncrementHot|CASCounter|Watch|ListKeys'}
+bench=${BENCH:-'Get1M|Read$|Workloads|IncrementHot|CASCounter|Watch|ListKeys'}
 benchtime=${BENCHTIME:-300ms}
 cpu=${CPU:-2}
 raw=${RAW:-docs/bench/raw}
