@@ -73,9 +73,10 @@ const (
 )
 
 // chunk is the writers' account of one chunk number: the chunk's bytes,
-// how many of them are appended and current (for a head, in its headChunk
-// until it is sealed), and the number's latest generation. The arena keeps these by number, in one slice (arena.meta),
-// not as objects of their own: so the garbage collector has one object per
+// how many of them are appended and current (for a head, kept in its
+// headChunk until it is sealed), and the number's latest generation. The
+// arena keeps these by number, in one slice (arena.meta), not as objects
+// of their own: so the garbage collector has one object per
 // chunk to mark (its bytes) and two pointers to it (here and in the
 // readers' directory), and a writer reaches a chunk with one index, not a
 // pointer to follow. A chunk's bytes up to used are published records,
@@ -99,11 +100,10 @@ const noChunk = ^uint32(0)
 // none yet), and its appended and live bytes, which are counted here, not
 // in its chunk entry, until seal writes them there. Every write counts its
 // record in the writes' head, and a.head lies on the shard lock's cache
-// line (see shardFields), which the writer holds already: so a write's
-// accounting takes no cache line from another core, where the head's
-// chunk entry, written by every write, was one more line to take (the
-// entry is now written only when a chunk is added, sealed or dropped, and
-// writers' lookups read its b and gen from their own cache).
+// line (see shardFields), which the writer holds already, so a write's
+// accounting takes no line from another core. A chunk entry is written
+// only when its chunk is added, sealed, cleaned or dropped, so writers'
+// lookups find its b and gen in their own cache (docs/evidence/head-counts).
 type headChunk struct {
 	no         uint32
 	used, live int
