@@ -2,6 +2,7 @@ package shardkv
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -281,6 +282,7 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		}
 	}
 	defer func() { sub.turn <- struct{}{} }()
+	spin := 0
 	for {
 		select {
 		case <-sub.done:
@@ -311,6 +313,17 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		if storeClosed {
 			return Event{}, ErrClosed // nothing held and nothing more to come
 		}
+		// Before sleeping, yield a few times for the next event: a
+		// subscriber that keeps up with its writers would otherwise sleep
+		// after every event, and every event's writer would pay to wake
+		// it (a fresh channel, closed, and the scheduler's wake-up).
+		// Yielding lets any other goroutine run meanwhile.
+		if spin < recvSpins {
+			spin++
+			runtime.Gosched()
+			continue
+		}
+		spin = 0
 		r.waiters.Add(1)
 		notify := *r.notify.Load()
 		if _, _, missed, ok := r.read(sub.cursor); ok || missed > 0 {
@@ -326,6 +339,10 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		r.waiters.Add(-1)
 	}
 }
+
+// recvSpins is how many times Recv yields, finding no event, before it
+// sleeps until a writer wakes it.
+const recvSpins = 8
 
 // Close ends the subscription: a Recv blocked in it, and every later one,
 // returns ErrClosed. Closing twice is harmless.
