@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -247,4 +248,38 @@ func TestConcurrentCloseWaits(t *testing.T) {
 	require.True(t, <-first, "first Close returned before the goroutine stopped")
 	require.True(t, <-second, "second Close returned before the goroutine stopped")
 	require.NoError(t, s.Close(), "a later Close")
+}
+
+// A read validates its key only when the store holds no entry for it: a
+// key found, live or expired (and not yet reclaimed: no reaper here), was
+// validated when it was stored.
+func TestReadsValidateOnlyKeysNotHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		s := New(noReaper, WithKeyValidator(func(key string) error {
+			calls.Add(1)
+			return nil
+		}))
+		defer s.Close()
+		if err := s.Set("live", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetWithTTL("expired", []byte("v"), time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		calls.Store(0)
+		for _, tc := range []struct {
+			key   string
+			found bool
+			calls int64
+		}{{"live", true, 0}, {"expired", false, 0}, {"absent", false, 1}} {
+			if _, found, err := s.Get(tc.key); err != nil || found != tc.found {
+				t.Fatalf("Get(%q) = found %v, %v; want %v", tc.key, found, err, tc.found)
+			}
+			if n := calls.Swap(0); n != tc.calls {
+				t.Errorf("Get(%q) called the validator %d times, want %d", tc.key, n, tc.calls)
+			}
+		}
+	})
 }

@@ -278,28 +278,36 @@ func (s *store) find(sh *shard, key string, h uint64, now int64, e *entry) (sl *
 
 // lookup returns the value of a live key, sharing the memory of its chunk
 // (immutable; the caller copies it before handing it out, or lends it only
-// for a call). The key is validated only on a miss: every stored key passed
-// the validator, which is fixed at New, so a hit proves the key valid. The
-// clock is read only for an entry that has a deadline.
+// for a call). The key is validated only when the store holds no entry
+// for it: every stored key passed the validator, which is fixed at New, so
+// finding the key, live or expired, proves it valid. The clock is read only
+// for an entry that has a deadline.
 func (s *store) lookup(key string) (string, bool, error) {
 	if s.closed.Load() {
 		return "", false, ErrClosed
 	}
-	v, ok := s.peek(key)
-	if !ok {
+	v, ok, held := s.peekHeld(key)
+	if !ok && !held {
 		return "", false, s.checkKey(key)
 	}
-	return v, true, nil
+	return v, ok, nil
 }
 
 // peek returns the value of a live key. It takes no lock (see shard.get).
 func (s *store) peek(key string) (string, bool) {
+	v, ok, _ := s.peekHeld(key)
+	return v, ok
+}
+
+// peekHeld is peek that also reports whether the store holds an entry for key,
+// expired or not.
+func (s *store) peekHeld(key string) (value string, live, held bool) {
 	sh, h := s.locate(key)
 	v, when, ok := sh.get(key, h)
 	if !ok || (when >= 0 && s.now() >= when) {
-		return "", false
+		return "", false, ok
 	}
-	return v, true
+	return v, true, true
 }
 
 // asString views v as a string without copying, for a callee that only
