@@ -153,7 +153,7 @@ func (r *ring) emit(key string, kind EventKind, value, op string, isNew bool) {
 func newNode(n int) (*ringNode, []byte) {
 	switch {
 	case n == 0:
-		return new(ringNode), nil
+		return new(ringNode), []byte{} // not nil: a set's Value is never nil
 	case n <= 40:
 		x := new(struct {
 			ringNode

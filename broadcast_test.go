@@ -384,6 +384,7 @@ func TestRingEventAllocations(t *testing.T) {
 		{"set, 104 bytes", "user:0000001", strings.Repeat("v", 92), EventSet, 1},
 		{"set, 105 bytes", "user:0000001", strings.Repeat("v", 93), EventSet, 2},
 		{"set, empty value", "k", "", EventSet, 1},
+		{"set, empty key and value", "", "", EventSet, 1},
 		{"delete", "user:0000001", "", EventDelete, 1},
 		{"delete, long key", strings.Repeat("k", 200), "", EventDelete, 2},
 	} {
@@ -400,6 +401,7 @@ func TestRingEventAllocations(t *testing.T) {
 			want := Event{Key: tc.key, Kind: tc.kind, Op: defaultOp[tc.kind]}
 			if tc.kind == EventSet {
 				want.Value = []byte(tc.value)
+				require.NotNil(t, ev.Value, "a set's Value is nil")
 				require.Equal(t, len(ev.Value), cap(ev.Value), "a subscriber's append would write past the value")
 			}
 			require.Equal(t, want, ev)
