@@ -299,8 +299,8 @@ func (s *store) peek(key string) (string, bool) {
 	return v, ok
 }
 
-// peekHeld is peek that also reports whether the store holds an entry for key,
-// expired or not.
+// peekHeld is peek that also reports whether the store holds an entry
+// for key, expired or not.
 func (s *store) peekHeld(key string) (value string, live, held bool) {
 	sh, h := s.locate(key)
 	v, when, ok := sh.get(key, h)
@@ -663,9 +663,9 @@ func (s *store) casOnce(key string, expected, newValue []byte) (bool, error) {
 // for the whole call is listed, once; a key written or removed meanwhile
 // may or may not be, so the list is no snapshot: a key listed early may be
 // gone, and its quota slot taken by a key listed later, before ListKeys
-// returns. The keys are the caller's own copies; they share buffers of at
-// most 64 KiB, so a key kept long after the list keeps its buffer alive
-// (strings.Clone it to keep it alone).
+// returns. The keys are the caller's own copies; they share buffers of up
+// to 64 KiB (a longer key gets one of its own), so a key kept long after
+// the list keeps its buffer alive (strings.Clone it to keep it alone).
 func (s *Store) ListKeys(prefix string) ([]string, error) {
 	keys, err := s.s.listKeys(prefix)
 	runtime.KeepAlive(s)
