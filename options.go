@@ -99,10 +99,11 @@ func WithWatchCapacity(n int) Option {
 // WithKeyValidator replaces [ValidateKey] as the rule keys must follow. The
 // store wraps fn's error so that errors.Is(err, ErrInvalidKey) holds. A nil
 // fn restores ValidateKey. fn must be a pure function of the key: reads call
-// it only on a miss, since a stored key has already passed it.
+// it only for a key the store holds no entry for (live or expired), since a
+// stored key has already passed it.
 //
 // fn is called with a copy of the key, one allocation a call (every write,
-// and a read that misses), so that the store never lets a caller's key
+// and a read of a key the store does not hold), so that the store never lets a caller's key
 // escape: a key of up to 32 bytes converted for the call, as in
 // s.Get(string(b)), is then not allocated (Go keeps such a conversion on
 // the stack; a longer one allocates whatever the callee). ValidateKey
