@@ -180,7 +180,7 @@ func TestCloseFencesWritesUnderWay(t *testing.T) {
 				require.ErrorIs(t, err, ErrClosed, "after ErrClosed, got event %+v", ev)
 			}
 			require.ErrorIs(t, werr, ErrClosed)
-			r, ok := s.s.peek("held")
+			r, ok, _ := s.s.peek("held")
 			require.True(t, ok, "the key is gone")
 			require.Equal(t, "7", r, "the write landed after Close")
 			require.Equal(t, 1, s.Len())
@@ -202,7 +202,7 @@ func TestCloseFencesQuotaRetry(t *testing.T) {
 	defer sub.Close()
 	require.ErrorIs(t, s.Set("new", []byte("v")), ErrClosed)
 	require.Equal(t, 1, s.Len(), "the expired entry was reclaimed after Close")
-	_, ok := s.s.peek("new")
+	_, ok, _ := s.s.peek("new")
 	require.False(t, ok, "the retry stored the key after Close")
 	for range 2 {
 		ev, err := sub.Recv(context.Background())

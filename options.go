@@ -103,11 +103,11 @@ func WithWatchCapacity(n int) Option {
 // stored key has already passed it.
 //
 // fn is called with a copy of the key, one allocation a call (every write,
-// and a read of a key the store does not hold), so that the store never lets a caller's key
-// escape: a key of up to 32 bytes converted for the call, as in
-// s.Get(string(b)), is then not allocated (Go keeps such a conversion on
-// the stack; a longer one allocates whatever the callee). ValidateKey
-// itself and [WithBinaryKeys] are checked without the copy.
+// and a read of a key the store does not hold), so that the store never
+// lets a caller's key escape: a key of up to 32 bytes converted for the
+// call, as in s.Get(string(b)), is then not allocated (Go keeps such a
+// conversion on the stack; a longer one allocates whatever the callee).
+// ValidateKey itself and [WithBinaryKeys] are checked without the copy.
 func WithKeyValidator(fn func(key string) error) Option {
 	return func(o *options) {
 		if fn == nil {

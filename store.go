@@ -286,22 +286,16 @@ func (s *store) lookup(key string) (string, bool, error) {
 	if s.closed.Load() {
 		return "", false, ErrClosed
 	}
-	v, ok, held := s.peekHeld(key)
+	v, ok, held := s.peek(key)
 	if !ok && !held {
 		return "", false, s.checkKey(key)
 	}
 	return v, ok, nil
 }
 
-// peek returns the value of a live key. It takes no lock (see shard.get).
-func (s *store) peek(key string) (string, bool) {
-	v, ok, _ := s.peekHeld(key)
-	return v, ok
-}
-
-// peekHeld is peek that also reports whether the store holds an entry
-// for key, expired or not.
-func (s *store) peekHeld(key string) (value string, live, held bool) {
+// peek returns the value of a live key, and whether the store holds an
+// entry for key, live or expired. It takes no lock (see shard.get).
+func (s *store) peek(key string) (value string, live, held bool) {
 	sh, h := s.locate(key)
 	v, when, ok := sh.get(key, h)
 	if !ok || (when >= 0 && s.now() >= when) {
@@ -392,7 +386,7 @@ func (s *Store) Exists(key string) bool {
 	if s.s.closed.Load() {
 		return false
 	}
-	_, ok := s.s.peek(key)
+	_, ok, _ := s.s.peek(key)
 	runtime.KeepAlive(s)
 	return ok
 }
