@@ -492,14 +492,15 @@ func (lp *loop) closeAfterWrite(c *client) {
 
 // finishClose closes c, whose replies are all written. If the client has
 // sent bytes that will not be read (it pipelined past a QUIT, or was
-// still sending at a Shutdown), closing now would make the kernel answer
-// with a reset, which throws away the replies it has not yet delivered; so
-// c lingers instead, as HTTP servers do: its write side is shut (the
+// still sending at a Shutdown), or may yet send them while the kernel
+// still holds replies it has not delivered (more of a pipeline still on
+// its way), closing now would make the kernel answer with a reset, which
+// throws away the replies it has not yet delivered; so c lingers instead, as HTTP servers do: its write side is shut (the
 // client reads its replies, then the end), what it sends is discarded,
 // and it is closed once the kernel holds no reply undelivered, or the
 // client closes, or lingerMax has passed.
 func (lp *loop) finishClose(c *client) {
-	if n, err := unix.IoctlGetInt(c.fd, unix.SIOCINQ); err != nil || n == 0 {
+	if !mustLinger(c.fd) {
 		lp.close(c)
 		return
 	}
@@ -740,7 +741,10 @@ func lingerConn(nc net.Conn) {
 		syscall.Conn
 		CloseWrite() error
 	})
-	if !ok || sockIoctl(hc, unix.SIOCINQ) <= 0 {
+	if !ok {
+		return
+	}
+	if rc, err := hc.SyscallConn(); err != nil || rc.Control(func(fd uintptr) { ok = mustLinger(int(fd)) }) != nil || !ok {
 		return
 	}
 	if hc.CloseWrite() != nil {
@@ -758,6 +762,20 @@ func lingerConn(nc net.Conn) {
 			return
 		}
 	}
+}
+
+// mustLinger reports whether closing socket fd now could lose replies:
+// it holds input that will not be read, or output not yet delivered (while
+// it does, more input may arrive, and a closed socket answers it with a
+// reset that throws that output away). A failed ioctl counts as nothing
+// held.
+func mustLinger(fd int) bool {
+	for _, req := range []uint{unix.SIOCINQ, unix.SIOCOUTQ} {
+		if n, err := unix.IoctlGetInt(fd, req); err == nil && n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // sockIoctl returns the socket's SIOCINQ or SIOCOUTQ count, or -1.
