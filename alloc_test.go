@@ -27,6 +27,19 @@ func mallocs(n int, op func()) uint64 {
 	return after.Mallocs - before.Mallocs
 }
 
+// allocatedBytes returns the bytes op allocates in n calls, counted as
+// mallocs counts allocations: by size class, so a 76-byte object counts 80.
+func allocatedBytes(n int, op func()) uint64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		op()
+	}
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
 // allocAttempts bounds the measurements of one case. Mallocs counts every
 // goroutine's allocations, so something outside the test (the runtime, a
 // goroutine of an earlier test winding down) can add to a total, never take

@@ -2,6 +2,7 @@ package shardkv
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -83,13 +84,103 @@ type ring struct {
 	closed  <-chan struct{} // closed when the store closes
 }
 
+// ringNode is one published position: an event, or a report of lost
+// events. It is 48 bytes, so that with the 80 bytes an event of a 12-byte
+// key and a 64-byte value needs it makes one 128-byte object (see
+// newEventNode), and read builds the 72-byte Event from it.
 type ringNode struct {
 	pos uint64
-	ev  Event
-	// gap, when not 0, makes the node a report of events lost before it
-	// reached the ring (a cluster backend's watch that could not deliver
-	// them): a reader at it is told it missed gap events.
-	gap uint64
+	// data points at the event's key bytes, its value's right after them
+	// (kind != 0); or, for an event whose key or value is 4 GiB or longer
+	// (kind&bigEvent, from a backend: the store refuses such records), at
+	// an Event of its own.
+	data unsafe.Pointer
+	op   string
+	// n is the value's length for an event, and for a report (kind 0) how
+	// many events were lost before it reached the ring (a cluster
+	// backend's watch that could not deliver them): a reader at it is told
+	// it missed n events.
+	n     uint64
+	klen  uint32
+	kind  EventKind
+	isNew bool
+}
+
+// bigEvent marks a node whose data is an *Event.
+const bigEvent EventKind = 0x80
+
+// empty is where a node with no key or value bytes points, so that a
+// set's Value is never nil.
+var empty [1]byte
+
+// newEventNode returns a node holding an event with copies of key and, for
+// EventSet, value, in the node's own allocation up to 208 bytes of both (a
+// 12-byte key and 64-byte value fit in 80), so that an event costs one
+// allocation: the sizes make the node 64, 96, 128, 192 or 256 bytes, size
+// classes of Go's allocator. An event a subscriber keeps keeps its node
+// alive, at most the 48 bytes of the node more than its own bytes.
+func newEventNode(key string, kind EventKind, value, op string, isNew bool) *ringNode {
+	if kind != EventSet {
+		value = ""
+	}
+	if uint64(len(key)) > math.MaxUint32 || uint64(len(value)) > math.MaxUint32 {
+		ev := &Event{Key: strings.Clone(key), Kind: kind, Op: op, New: isNew}
+		if kind == EventSet {
+			ev.Value = []byte(value)
+		}
+		return &ringNode{data: unsafe.Pointer(ev), op: op, kind: kind | bigEvent}
+	}
+	size := len(key) + len(value)
+	var node *ringNode
+	var b unsafe.Pointer
+	switch {
+	case size == 0:
+		node, b = new(ringNode), unsafe.Pointer(&empty)
+	case size <= 16:
+		node, b = inlineNode[[16]byte]()
+	case size <= 48:
+		node, b = inlineNode[[48]byte]()
+	case size <= 80:
+		node, b = inlineNode[[80]byte]()
+	case size <= 144:
+		node, b = inlineNode[[144]byte]()
+	case size <= 208:
+		node, b = inlineNode[[208]byte]()
+	default:
+		node, b = new(ringNode), unsafe.Pointer(unsafe.SliceData(make([]byte, size)))
+	}
+	buf := unsafe.Slice((*byte)(b), size)
+	copy(buf, key)
+	copy(buf[len(key):], value)
+	node.data, node.op, node.n, node.klen, node.kind, node.isNew = b, op, uint64(len(value)), uint32(len(key)), kind, isNew
+	return node
+}
+
+// inlineNode allocates a node with the bytes of array type A right after
+// it, and returns both.
+func inlineNode[A any]() (*ringNode, unsafe.Pointer) {
+	x := new(struct {
+		ringNode
+		b A
+	})
+	return &x.ringNode, unsafe.Pointer(&x.b)
+}
+
+// event returns the node's event. Key and Value are the node's bytes,
+// Value full (len == cap), so that a subscriber's append copies.
+func (n *ringNode) event() Event {
+	if n.kind&bigEvent != 0 {
+		return *(*Event)(n.data)
+	}
+	ev := Event{Key: unsafe.String((*byte)(n.data), n.klen), Kind: n.kind, Op: n.op, New: n.isNew}
+	if n.kind == EventSet {
+		if n.n == 0 {
+			ev.Value = []byte{} // not nil, and not a pointer past the node's end
+		} else {
+			ev.Value = unsafe.Slice((*byte)(unsafe.Add(n.data, n.klen)), n.n)
+		}
+	}
+	return ev
 }
 
 func newRing(capacity int, closed <-chan struct{}) *ring {
@@ -131,43 +222,7 @@ func (r *ring) emit(key string, kind EventKind, value, op string, isNew bool) {
 	if !r.active() {
 		return
 	}
-	if kind != EventSet {
-		value = ""
-	}
-	node, b := newNode(len(key) + len(value))
-	copy(b, key)
-	copy(b[len(key):], value)
-	node.ev = Event{Key: unsafe.String(unsafe.SliceData(b), len(key)), Kind: kind, Op: op, New: isNew}
-	if kind == EventSet {
-		node.ev.Value = b[len(key):len(b):len(b)] // full: an append by a subscriber copies
-	}
-	r.append(node)
-}
-
-// newNode returns a new node and n bytes for its event's key and value.
-// Up to 104 bytes (the 12-byte key and 64-byte value of the benchmarks
-// fit) they are in the node's own allocation, so that an event costs one
-// allocation, not two; the sizes make the whole 128 or 192 bytes, two of
-// the allocator's size classes. An event a subscriber keeps then keeps
-// its node alive, which is at most 104 bytes more than its own.
-func newNode(n int) (*ringNode, []byte) {
-	switch {
-	case n == 0:
-		return new(ringNode), []byte{} // not nil: a set's Value is never nil
-	case n <= 40:
-		x := new(struct {
-			ringNode
-			b [40]byte
-		})
-		return &x.ringNode, x.b[:n]
-	case n <= 104:
-		x := new(struct {
-			ringNode
-			b [104]byte
-		})
-		return &x.ringNode, x.b[:n]
-	}
-	return new(ringNode), make([]byte, n)
+	r.append(newEventNode(key, kind, value, op, isNew))
 }
 
 // append claims the next position for node, stores it there and wakes
@@ -223,10 +278,10 @@ func (r *ring) read(c uint64) (ev Event, next uint64, missed uint64, ok bool) {
 		case n.pos > c:
 			continue // overwritten since we loaded head: lagged
 		}
-		if n.gap != 0 {
-			return Event{}, c + 1, n.gap, false
+		if n.kind == 0 {
+			return Event{}, c + 1, n.n, false
 		}
-		return n.ev, c + 1, 0, true
+		return n.event(), c + 1, 0, true
 	}
 }
 
@@ -237,7 +292,7 @@ func (r *ring) lost(n uint64) {
 	if !r.active() || n == 0 {
 		return
 	}
-	r.append(&ringNode{gap: n})
+	r.append(&ringNode{n: n})
 }
 
 // Subscription is one subscriber's view of the store's events, from the

@@ -130,7 +130,9 @@ func TestRingClaimedButNotStored(t *testing.T) {
 	ev, err := sub.Recv(ringCancelled())
 	require.ErrorIs(t, err, context.Canceled, "Recv returned %v", ev)
 
-	r.slots[pos&r.mask].Store(&ringNode{pos: pos, ev: Event{Key: "late", Kind: EventSet}})
+	late := newEventNode("late", EventSet, "", "set", false)
+	late.pos = pos
+	r.slots[pos&r.mask].Store(late)
 	ev, err = sub.Recv(ringCancelled())
 	require.NoError(t, err)
 	require.Equal(t, "late", ev.Key)
@@ -332,10 +334,12 @@ func TestRingLateStoreNeverHidesANewerEvent(t *testing.T) {
 	r := newRing(1, ringDone)
 	sub := r.subscribe()
 	defer sub.Close()
-	late := r.head.Add(1) - 1                                        // writer A claims 0...
-	r.publish("b", EventSet, "B")                                    // ...writer B publishes 1 into the same slot...
-	r.put(&ringNode{pos: late, ev: Event{Key: "a", Kind: EventSet}}) // ...then A stores.
-	if n := r.slots[1&r.mask].Load(); n == nil || n.pos != 1 || n.ev.Key != "b" {
+	late := r.head.Add(1) - 1     // writer A claims 0...
+	r.publish("b", EventSet, "B") // ...writer B publishes 1 into the same slot...
+	a := newEventNode("a", EventSet, "A", "set", false)
+	a.pos = late
+	r.put(a) // ...then A stores.
+	if n := r.slots[1&r.mask].Load(); n == nil || n.pos != 1 || n.event().Key != "b" {
 		t.Fatalf("slot holds %+v, want position 1 (b)", n)
 	}
 	// Capacity 1: the subscriber, two behind, first learns it missed one.
@@ -368,25 +372,30 @@ func TestRecvWaitingForItsTurnHonoursCtx(t *testing.T) {
 	})
 }
 
-// An event is one allocation when its key and value fit in its node (104
+// An event is one allocation when its key and value fit in its node (208
 // bytes), two when they do not, and its key and value are its own copies
-// either way.
+// either way. bytes is the node's size class, which the allocator's count
+// of bytes shows (one event's worth: the runs' total over runs).
 func TestRingEventAllocations(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		key, value string
 		kind       EventKind
 		want       uint64
+		bytes      uint64
 	}{
-		{"set, 1 byte", "k", "v", EventSet, 1},
-		{"set, 40 bytes", "k", strings.Repeat("v", 39), EventSet, 1},
-		{"set, 41 bytes", "k", strings.Repeat("v", 40), EventSet, 1},
-		{"set, 104 bytes", "user:0000001", strings.Repeat("v", 92), EventSet, 1},
-		{"set, 105 bytes", "user:0000001", strings.Repeat("v", 93), EventSet, 2},
-		{"set, empty value", "k", "", EventSet, 1},
-		{"set, empty key and value", "", "", EventSet, 1},
-		{"delete", "user:0000001", "", EventDelete, 1},
-		{"delete, long key", strings.Repeat("k", 200), "", EventDelete, 2},
+		{"set, 1 byte", "k", "v", EventSet, 1, 64},
+		{"set, 16 bytes", "k", strings.Repeat("v", 15), EventSet, 1, 64},
+		{"set, 17 bytes", "k", strings.Repeat("v", 16), EventSet, 1, 96},
+		{"set, 12-byte key, 64-byte value", "user:0000001", strings.Repeat("v", 64), EventSet, 1, 128},
+		{"set, 80 bytes", "user:0000001", strings.Repeat("v", 68), EventSet, 1, 128},
+		{"set, 81 bytes", "user:0000001", strings.Repeat("v", 69), EventSet, 1, 192},
+		{"set, 208 bytes", "user:0000001", strings.Repeat("v", 196), EventSet, 1, 256},
+		{"set, 209 bytes", "user:0000001", strings.Repeat("v", 197), EventSet, 2, 48 + 224},
+		{"set, empty value", "k", "", EventSet, 1, 64},
+		{"set, empty key and value", "", "", EventSet, 1, 48},
+		{"delete", "user:0000001", "v", EventDelete, 1, 64},
+		{"delete, long key", strings.Repeat("k", 300), "", EventDelete, 2, 48 + 320},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRing(8, ringDone)
@@ -394,6 +403,16 @@ func TestRingEventAllocations(t *testing.T) {
 			defer sub.Close()
 			key, value := strings.Clone(tc.key), strings.Clone(tc.value)
 			requireAllocs(t, "publish", 100, tc.want, func() { r.publish(key, tc.kind, value) })
+			if !raceEnabled { // the race detector's allocations are not the allocator's classes
+				var got []uint64 // attempts, as requireAllocsIn makes them
+				for range allocAttempts {
+					got = append(got, allocatedBytes(100, func() { r.publish(key, tc.kind, value) }))
+					if got[len(got)-1] == 100*tc.bytes {
+						break
+					}
+				}
+				require.Equal(t, 100*tc.bytes, got[len(got)-1], "bytes allocated by 100 events (attempts: %v)", got)
+			}
 
 			c := r.head.Load() - 1
 			ev, _, _, ok := r.read(c)
@@ -412,6 +431,6 @@ func TestRingEventAllocations(t *testing.T) {
 		})
 	}
 	if unsafe.Sizeof(0) == 8 {
-		require.EqualValues(t, 88, unsafe.Sizeof(ringNode{}), "newNode's arrays make 128- and 192-byte objects of an 88-byte node")
+		require.EqualValues(t, 48, unsafe.Sizeof(ringNode{}), "newEventNode's arrays make size classes of a 48-byte node")
 	}
 }
