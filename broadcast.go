@@ -74,14 +74,20 @@ type ring struct {
 	mask     uint64
 	capacity uint64
 
-	// Sleeping readers: a reader that found nothing bumps waiters, reads
-	// notify and re-checks before it sleeps on notify; a writer that sees
-	// waiters after storing its node swaps in a fresh channel and closes
-	// the old one. Go's atomics are sequentially consistent, so either the
-	// reader's re-check sees the node or the writer sees the reader.
-	waiters atomic.Int64
-	notify  atomic.Pointer[chan struct{}]
-	closed  <-chan struct{} // closed when the store closes
+	// Sleeping readers: a reader that found nothing bumps waiters, lists
+	// its subscription in sleepers and re-checks before it sleeps on the
+	// subscription's wakeup channel; a writer that sees waiters after
+	// storing its node sends each listed one a token and empties the list.
+	// Go's atomics are sequentially consistent, so either the reader's
+	// re-check sees the node or the writer sees waiters, and then the
+	// reader listed itself before the writer took the list. A channel per
+	// subscription, made once, rather than one closed and made afresh per
+	// wake: a subscriber that keeps up sleeps after nearly every event,
+	// and each would cost its writer an allocation.
+	waiters  atomic.Int64
+	sleepMu  sync.Mutex
+	sleepers []*Subscription // guarded by sleepMu
+	closed   <-chan struct{} // closed when the store closes
 }
 
 // ringNode is one published position: an event, or a report of lost
@@ -194,8 +200,6 @@ func newRing(capacity int, closed <-chan struct{}) *ring {
 		capacity: uint64(capacity),
 		closed:   closed,
 	}
-	ch := make(chan struct{})
-	r.notify.Store(&ch)
 	return r
 }
 
@@ -253,9 +257,31 @@ func (r *ring) put(node *ringNode) {
 	}
 }
 
+// wake sends every listed subscription a token and empties the list. A
+// send never blocks: a token already in a subscription's buffer wakes it
+// as well as a second would.
 func (r *ring) wake() {
-	ch := make(chan struct{})
-	close(*r.notify.Swap(&ch))
+	r.sleepMu.Lock()
+	for i, sub := range r.sleepers {
+		sub.listed = false
+		select {
+		case sub.wakeup <- struct{}{}:
+		default:
+		}
+		r.sleepers[i] = nil
+	}
+	r.sleepers = r.sleepers[:0]
+	r.sleepMu.Unlock()
+}
+
+// list puts sub among the sleepers that the next wake wakes, once.
+func (r *ring) list(sub *Subscription) {
+	r.sleepMu.Lock()
+	if !sub.listed {
+		sub.listed = true
+		r.sleepers = append(r.sleepers, sub)
+	}
+	r.sleepMu.Unlock()
 }
 
 // read returns the event at position c. ok is false when the position is
@@ -308,11 +334,17 @@ type Subscription struct {
 	cursor uint64
 	done   chan struct{}
 	once   sync.Once
+	// wakeup (one token of buffer) is where a writer's wake reaches a
+	// Recv asleep; listed, guarded by r.sleepMu, says sub is in
+	// r.sleepers. A closed subscription can stay listed until the next
+	// wake, which only drops it.
+	wakeup chan struct{}
+	listed bool
 }
 
 func (r *ring) subscribe() *Subscription {
 	r.subs.Add(1)
-	sub := &Subscription{r: r, cursor: r.head.Load(), turn: make(chan struct{}, 1), done: make(chan struct{})}
+	sub := &Subscription{r: r, cursor: r.head.Load(), turn: make(chan struct{}, 1), done: make(chan struct{}), wakeup: make(chan struct{}, 1)}
 	sub.turn <- struct{}{}
 	return sub
 }
@@ -371,7 +403,7 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		// Before sleeping, yield a few times for the next event: a
 		// subscriber that keeps up with its writers would otherwise sleep
 		// after every event, and every event's writer would pay to wake
-		// it (a fresh channel, closed, and the scheduler's wake-up).
+		// it (the sleepers list taken and the scheduler's wake-up).
 		// Yielding lets any other goroutine run meanwhile.
 		if spin < recvSpins {
 			spin++
@@ -380,13 +412,20 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		}
 		spin = 0
 		r.waiters.Add(1)
-		notify := *r.notify.Load()
+		r.list(sub)
+		// A token left by a wake this Recv did not sleep for would end the
+		// sleep below at once: drop it. One sent since list is dropped too,
+		// but its writer stored its node first, so the re-check sees it.
+		select {
+		case <-sub.wakeup:
+		default:
+		}
 		if _, _, missed, ok := r.read(sub.cursor); ok || missed > 0 {
 			r.waiters.Add(-1)
 			continue
 		}
 		select {
-		case <-notify:
+		case <-sub.wakeup:
 		case <-ctx.Done():
 		case <-sub.done:
 		case <-r.closed:

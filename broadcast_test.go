@@ -269,6 +269,42 @@ func TestRingRecvWakesOnPublish(t *testing.T) {
 	})
 }
 
+// A sleeping Recv is listed once, however often it has slept, and a wake
+// empties the list: the list cannot grow with the number of sleeps.
+func TestRingSleepersListedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRing(4, make(chan struct{}))
+		subs := []*Subscription{r.subscribe(), r.subscribe()}
+		for round := range 20 {
+			got := make(chan Event, len(subs))
+			for _, sub := range subs {
+				go func() {
+					if ev, err := sub.Recv(context.Background()); err == nil {
+						got <- ev
+					}
+				}()
+			}
+			synctest.Wait()
+			r.sleepMu.Lock()
+			listed := len(r.sleepers)
+			r.sleepMu.Unlock()
+			require.Equal(t, len(subs), listed, "round %d: sleepers listed", round)
+			require.EqualValues(t, len(subs), r.waiters.Load(), "round %d: waiters", round)
+			r.publish(ringEvent(round))
+			synctest.Wait()
+			require.Len(t, got, len(subs), "round %d: a sleeper was not woken", round)
+			r.sleepMu.Lock()
+			listed = len(r.sleepers)
+			r.sleepMu.Unlock()
+			require.Zero(t, listed, "round %d: the wake left sleepers listed", round)
+			require.Zero(t, r.waiters.Load(), "round %d: waiters after the wake", round)
+		}
+		for _, sub := range subs {
+			sub.Close()
+		}
+	})
+}
+
 // WatchPrefix delivers only its prefix's events, and skips a lagged stretch
 // silently, going on from the oldest event still held.
 func TestWatchPrefixFiltersAndSkipsLag(t *testing.T) {
