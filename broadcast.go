@@ -55,7 +55,10 @@ type Event struct {
 // ring is a bounded multi-producer broadcast buffer (the reference's tokio
 // broadcast channel). Writers claim a position with one atomic add and
 // publish a node into the position's slot with one atomic store: they never
-// lock, never wait for a reader and do nothing per subscriber. Each
+// wait for a reader to read, and do nothing per subscriber that is awake.
+// Only when a reader sleeps does a writer take sleepMu, to wake the
+// sleepers (see waiters); that lock is held for a list's append or
+// emptying, with no allocation and nothing that blocks inside. Each
 // subscriber keeps its own cursor; one that falls more than capacity
 // positions behind head is told how many it missed and jumps to the oldest
 // position still held.
