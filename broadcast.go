@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,6 +278,22 @@ func (r *ring) wake() {
 	r.sleepMu.Unlock()
 }
 
+// unlist takes sub off the sleepers, if it is listed: a subscription
+// closed while no writer wakes the list must not stay in it, or a store
+// whose subscribers come and go while nothing is written would hold every
+// one of them.
+func (r *ring) unlist(sub *Subscription) {
+	r.sleepMu.Lock()
+	if sub.listed {
+		sub.listed = false
+		i := slices.Index(r.sleepers, sub)
+		last := len(r.sleepers) - 1
+		r.sleepers[i], r.sleepers[last] = r.sleepers[last], nil
+		r.sleepers = r.sleepers[:last]
+	}
+	r.sleepMu.Unlock()
+}
+
 // list puts sub among the sleepers that the next wake wakes, once.
 func (r *ring) list(sub *Subscription) {
 	r.sleepMu.Lock()
@@ -339,8 +356,7 @@ type Subscription struct {
 	once   sync.Once
 	// wakeup (one token of buffer) is where a writer's wake reaches a
 	// Recv asleep; listed, guarded by r.sleepMu, says sub is in
-	// r.sleepers. A closed subscription can stay listed until the next
-	// wake, which only drops it.
+	// r.sleepers. Close takes it off.
 	wakeup chan struct{}
 	listed bool
 }
@@ -447,6 +463,7 @@ func (sub *Subscription) Close() {
 	sub.once.Do(func() {
 		close(sub.done)
 		sub.r.subs.Add(-1)
+		sub.r.unlist(sub)
 	})
 }
 

@@ -299,8 +299,19 @@ func TestRingSleepersListedOnce(t *testing.T) {
 			require.Zero(t, listed, "round %d: the wake left sleepers listed", round)
 			require.Zero(t, r.waiters.Load(), "round %d: waiters after the wake", round)
 		}
+		// Closing a listed subscription takes it off the list: subscribers
+		// that come and go while nothing is written are not kept.
 		for _, sub := range subs {
+			go func() { _, _ = sub.Recv(context.Background()) }()
+		}
+		synctest.Wait()
+		for i, sub := range subs {
 			sub.Close()
+			synctest.Wait()
+			r.sleepMu.Lock()
+			listed := len(r.sleepers)
+			r.sleepMu.Unlock()
+			require.Equal(t, len(subs)-1-i, listed, "sleepers listed after %d closed", i+1)
 		}
 	})
 }
