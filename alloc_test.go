@@ -17,19 +17,18 @@ func noReaper(o *options) { o.noReaper = true }
 // testing.AllocsPerRun it sets GOMAXPROCS(1) for the measurement; unlike
 // it, it makes no warm-up call and does not divide.
 func mallocs(n int, op func()) uint64 {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range n {
-		op()
-	}
-	runtime.ReadMemStats(&after)
-	return after.Mallocs - before.Mallocs
+	return memDelta(n, op, func(m *runtime.MemStats) uint64 { return m.Mallocs })
 }
 
 // allocatedBytes returns the bytes op allocates in n calls, counted as
 // mallocs counts allocations: by size class, so a 76-byte object counts 80.
 func allocatedBytes(n int, op func()) uint64 {
+	return memDelta(n, op, func(m *runtime.MemStats) uint64 { return m.TotalAlloc })
+}
+
+// memDelta returns how much the MemStats counter field grows over n calls
+// of op, on one P.
+func memDelta(n int, op func(), field func(*runtime.MemStats) uint64) uint64 {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -37,7 +36,7 @@ func allocatedBytes(n int, op func()) uint64 {
 		op()
 	}
 	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
+	return field(&after) - field(&before)
 }
 
 // allocAttempts bounds the measurements of one case. Mallocs counts every
@@ -54,17 +53,24 @@ const allocAttempts = 3
 // for the message): the shared check of the helpers below.
 func requireAllocsIn(t *testing.T, name string, runs int, lo, hi uint64, want string, op func()) {
 	t.Helper()
+	requireCountIn(t, name, "allocations", mallocs, runs, lo, hi, want, op)
+}
+
+// requireCountIn is requireAllocsIn for any count of what op allocates
+// (count: mallocs or allocatedBytes), called what for the message.
+func requireCountIn(t *testing.T, name, what string, count func(int, func()) uint64, runs int, lo, hi uint64, want string, op func()) {
+	t.Helper()
 	op() // warm-up, as AllocsPerRun does
 	var totals []uint64
 	for range allocAttempts {
-		got := mallocs(runs, op)
+		got := count(runs, op)
 		totals = append(totals, got)
 		if got <= hi {
 			break
 		}
 	}
 	if got := totals[len(totals)-1]; got < lo || got > hi {
-		t.Errorf("%s: %v allocations in %d runs (attempts: %v), want %s", name, got, runs, totals, want)
+		t.Errorf("%s: %v %s in %d runs (attempts: %v), want %s", name, got, what, runs, totals, want)
 	}
 }
 

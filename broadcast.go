@@ -58,8 +58,9 @@ type Event struct {
 // publish a node into the position's slot with one atomic store: they never
 // wait for a reader to read, and do nothing per subscriber that is awake.
 // Only when a reader sleeps does a writer take sleepMu, to wake the
-// sleepers (see waiters); that lock is held for a list's append or
-// emptying, with no allocation and nothing that blocks inside. Each
+// sleepers (see waiters); that lock is held for a list's append (which
+// allocates only to grow the list) or emptying, with nothing that blocks
+// inside. Each
 // subscriber keeps its own cursor; one that falls more than capacity
 // positions behind head is told how many it missed and jumps to the oldest
 // position still held.
@@ -78,13 +79,17 @@ type ring struct {
 	mask     uint64
 	capacity uint64
 
-	// Sleeping readers: a reader that found nothing bumps waiters, lists
-	// its subscription in sleepers and re-checks before it sleeps on the
-	// subscription's wakeup channel; a writer that sees waiters after
-	// storing its node sends each listed one a token and empties the list.
-	// Go's atomics are sequentially consistent, so either the reader's
-	// re-check sees the node or the writer sees waiters, and then the
-	// reader listed itself before the writer took the list. A channel per
+	// Sleeping readers: a reader that found nothing drops any token left
+	// in its subscription's wakeup channel, bumps waiters, lists the
+	// subscription in sleepers and re-checks before it sleeps on that
+	// channel; a writer that sees waiters after storing its node sends
+	// each listed one a token and empties the list. Go's atomics are
+	// sequentially consistent, so either the reader's re-check sees the
+	// node or the writer sees waiters. Then its wake either finds the
+	// reader listed, and the token it sends stays in the channel until the
+	// reader sleeps (nothing drops a token after listing), or takes the
+	// list before the reader is on it, and so before the reader's re-check,
+	// which then sees the node. A channel per
 	// subscription, made once, rather than one closed and made afresh per
 	// wake: a subscriber that keeps up sleeps after nearly every event,
 	// and each would cost its writer an allocation.
@@ -100,45 +105,42 @@ type ring struct {
 // newEventNode), and read builds the 72-byte Event from it.
 type ringNode struct {
 	pos uint64
-	// data points at the event's key bytes, its value's right after them
-	// (kind != 0); or, for an event whose key or value is 4 GiB or longer
-	// (kind&bigEvent, from a backend: the store refuses such records), at
-	// an Event of its own.
+	// data points at the event's key bytes, its value's right after them;
+	// for a big node (an event whose key is 4 GiB or longer, which only a
+	// backend can send: the store refuses such keys), at an Event of its
+	// own; for a report of lost events, nowhere (nil).
 	data unsafe.Pointer
 	op   string
-	// n is the value's length for an event, and for a report (kind 0) how
-	// many events were lost before it reached the ring (a cluster
-	// backend's watch that could not deliver them): a reader at it is told
-	// it missed n events.
-	n     uint64
-	klen  uint32
+	// n is the value's length for an event, and for a report how many
+	// events were lost before they reached the ring (a cluster backend's
+	// watch that could not deliver them): a reader at it is told it
+	// missed n events.
+	n    uint64
+	klen uint32
+	// kind is kept as given: a backend may send any EventKind, and its
+	// subscribers get it back as it was.
 	kind  EventKind
 	isNew bool
+	big   bool
 }
 
-// bigEvent marks a node whose data is an *Event.
-const bigEvent EventKind = 0x80
-
-// empty is where a node with no key or value bytes points, so that a
-// set's Value is never nil.
+// empty is where a node with no key or value bytes points: an event's data
+// is never nil, which marks a report.
 var empty [1]byte
 
 // newEventNode returns a node holding an event with copies of key and, for
 // EventSet, value, in the node's own allocation up to 208 bytes of both (a
 // 12-byte key and 64-byte value fit in 80), so that an event costs one
 // allocation: the sizes make the node 64, 96, 128, 192 or 256 bytes, size
-// classes of Go's allocator. An event a subscriber keeps keeps its node
-// alive, at most the 48 bytes of the node more than its own bytes.
+// classes of Go's allocator. An event a subscriber keeps keeps its node's
+// object alive: its own bytes and at most 111 more (the node, and the rest
+// of the size class: 81 bytes of event in a 192-byte object).
 func newEventNode(key string, kind EventKind, value, op string, isNew bool) *ringNode {
 	if kind != EventSet {
 		value = ""
 	}
-	if uint64(len(key)) > math.MaxUint32 || uint64(len(value)) > math.MaxUint32 {
-		ev := &Event{Key: strings.Clone(key), Kind: kind, Op: op, New: isNew}
-		if kind == EventSet {
-			ev.Value = []byte(value)
-		}
-		return &ringNode{data: unsafe.Pointer(ev), op: op, kind: kind | bigEvent}
+	if uint64(len(key)) > math.MaxUint32 { // klen's 32 bits; n holds any value length
+		return bigEventNode(key, kind, value, op, isNew)
 	}
 	size := len(key) + len(value)
 	var node *ringNode
@@ -166,6 +168,18 @@ func newEventNode(key string, kind EventKind, value, op string, isNew bool) *rin
 	return node
 }
 
+// bigEventNode returns a big node: one that points at an Event of its
+// own, with copies of key and value, Value full (len == cap) as event
+// makes every Value, so that a subscriber's append copies instead of
+// writing into spare capacity that every subscriber shares.
+func bigEventNode(key string, kind EventKind, value, op string, isNew bool) *ringNode {
+	ev := &Event{Key: strings.Clone(key), Kind: kind, Op: op, New: isNew}
+	if kind == EventSet {
+		ev.Value = slices.Clip([]byte(value))
+	}
+	return &ringNode{data: unsafe.Pointer(ev), kind: kind, big: true}
+}
+
 // inlineNode allocates a node with the bytes of array type A right after
 // it, and returns both.
 func inlineNode[A any]() (*ringNode, unsafe.Pointer) {
@@ -179,7 +193,7 @@ func inlineNode[A any]() (*ringNode, unsafe.Pointer) {
 // event returns the node's event. Key and Value are the node's bytes,
 // Value full (len == cap), so that a subscriber's append copies.
 func (n *ringNode) event() Event {
-	if n.kind&bigEvent != 0 {
+	if n.big {
 		return *(*Event)(n.data)
 	}
 	ev := Event{Key: unsafe.String((*byte)(n.data), n.klen), Kind: n.kind, Op: n.op, New: n.isNew}
@@ -294,9 +308,18 @@ func (r *ring) unlist(sub *Subscription) {
 	r.sleepMu.Unlock()
 }
 
-// list puts sub among the sleepers that the next wake wakes, once.
+// list puts sub among the sleepers that the next wake wakes, once, unless
+// sub is closed: Close closes done before its unlist takes sleepMu, so a
+// Recv that lists sub while Close runs either lists it before unlist, which
+// takes it off, or finds done closed here.
 func (r *ring) list(sub *Subscription) {
 	r.sleepMu.Lock()
+	select {
+	case <-sub.done:
+		r.sleepMu.Unlock()
+		return
+	default:
+	}
 	if !sub.listed {
 		sub.listed = true
 		r.sleepers = append(r.sleepers, sub)
@@ -324,7 +347,7 @@ func (r *ring) read(c uint64) (ev Event, next uint64, missed uint64, ok bool) {
 		case n.pos > c:
 			continue // overwritten since we loaded head: lagged
 		}
-		if n.kind == 0 {
+		if n.data == nil { // a report of lost events
 			return Event{}, c + 1, n.n, false
 		}
 		return n.event(), c + 1, 0, true
@@ -430,14 +453,19 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 			continue
 		}
 		spin = 0
-		r.waiters.Add(1)
-		r.list(sub)
 		// A token left by a wake this Recv did not sleep for would end the
-		// sleep below at once: drop it. One sent since list is dropped too,
-		// but its writer stored its node first, so the re-check sees it.
+		// sleep below at once: drop it, before listing. A token sent after
+		// the list must stay: its writer may have stored its node after the
+		// re-check below, and then this token is all that wakes the sleep
+		// (the wake took sub off the list, so no later writer sends one).
 		select {
 		case <-sub.wakeup:
 		default:
+		}
+		r.waiters.Add(1)
+		r.list(sub)
+		if testHookListed != nil {
+			testHookListed(sub)
 		}
 		if _, _, missed, ok := r.read(sub.cursor); ok || missed > 0 {
 			r.waiters.Add(-1)
@@ -452,6 +480,11 @@ func (sub *Subscription) Recv(ctx context.Context) (Event, error) {
 		r.waiters.Add(-1)
 	}
 }
+
+// testHookListed, if set (by tests, before any Recv), runs in Recv right
+// after it lists its subscription, so that a test can put a writer's wake
+// in the window between the list and the re-check.
+var testHookListed func(*Subscription)
 
 // recvSpins is how many times Recv yields, finding no event, before it
 // sleeps until a writer wakes it.

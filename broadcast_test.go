@@ -316,6 +316,108 @@ func TestRingSleepersListedOnce(t *testing.T) {
 	})
 }
 
+// A Recv whose ctx ends while it sleeps stays listed (only a wake or Close
+// takes it off); its next sleep must not list it again.
+func TestRingSleeperListedOnceAcrossTimeouts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRing(4, make(chan struct{}))
+		sub := r.subscribe()
+		defer sub.Close()
+		for i := range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := sub.Recv(ctx)
+			cancel()
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			r.sleepMu.Lock()
+			listed := len(r.sleepers)
+			r.sleepMu.Unlock()
+			require.Equal(t, 1, listed, "after %d timed-out sleeps", i+1)
+		}
+	})
+}
+
+// A writer's wake that lands between a Recv's list and its re-check, for
+// a node the Recv already had, must not cost the Recv the next event: the
+// wake takes the subscription off the list, so the token it sends is all
+// that wakes it when the next writer stores its node after the re-check.
+func TestRingWakeBetweenListAndRecheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRing(4, make(chan struct{}))
+		sub := r.subscribe()
+		defer sub.Close()
+		late := true
+		testHookListed = func(*Subscription) {
+			if late { // the wake of a writer delayed after storing its node
+				late = false
+				r.wake()
+			}
+		}
+		defer func() { testHookListed = nil }()
+		got := make(chan Event, 1)
+		go func() {
+			if ev, err := sub.Recv(context.Background()); err == nil {
+				got <- ev
+			}
+		}()
+		synctest.Wait() // asleep, after the late wake
+		require.False(t, late, "the hook did not run")
+		r.publish(ringEvent(1))
+		synctest.Wait()
+		require.Len(t, got, 1, "the Recv slept through an event")
+		require.Equal(t, "key/1", (<-got).Key)
+	})
+}
+
+// list never lists a closed subscription: a Recv that passed its done
+// check just before Close ran would otherwise stay listed after Close's
+// unlist, until some writer's wake.
+func TestRingListRefusesClosed(t *testing.T) {
+	r := newRing(4, ringDone)
+	sub := r.subscribe()
+	sub.Close()
+	r.list(sub)
+	require.Empty(t, r.sleepers)
+	require.False(t, sub.listed)
+}
+
+// The ring keeps an event's kind as given, whatever its value: a backend
+// may send any EventKind, and none is read as a report of lost events or
+// as a big node.
+func TestRingKeepsAnyKind(t *testing.T) {
+	for _, kind := range []EventKind{0, EventExpire + 1, 0x7f, 0x80, 0x81, 0xff} {
+		r := newRing(4, ringDone)
+		sub := r.subscribe()
+		r.emit("user:1", kind, "v", "op", true)
+		ev, _, missed, ok := r.read(sub.cursor)
+		require.True(t, ok, "kind %d: not read as an event", kind)
+		require.Zero(t, missed, "kind %d", kind)
+		require.Equal(t, Event{Key: "user:1", Kind: kind, Op: "op", New: true}, ev, "kind %d", kind)
+		sub.Close()
+	}
+}
+
+// A big node's event is a copy, its Value full, as every other node's is.
+func TestBigEventNode(t *testing.T) {
+	key, value := strings.Clone("user:1"), strings.Repeat("v", 100)
+	r := newRing(4, ringDone)
+	sub := r.subscribe()
+	defer sub.Close()
+	r.append(bigEventNode(key, EventSet, value, "set", true))
+	r.append(bigEventNode(key, EventDelete, value, "del", false))
+	for i, want := range []Event{
+		{Key: key, Kind: EventSet, Value: []byte(value), Op: "set", New: true},
+		{Key: key, Kind: EventDelete, Op: "del"},
+	} {
+		ev, _, _, ok := r.read(uint64(i))
+		require.True(t, ok)
+		require.Equal(t, want, ev)
+		require.NotSame(t, unsafe.StringData(key), unsafe.StringData(ev.Key), "the event holds the caller's key")
+		if ev.Value != nil {
+			require.Equal(t, len(ev.Value), cap(ev.Value), "a subscriber's append would write into shared capacity")
+		}
+	}
+}
+
 // WatchPrefix delivers only its prefix's events, and skips a lagged stretch
 // silently, going on from the oldest event still held.
 func TestWatchPrefixFiltersAndSkipsLag(t *testing.T) {
@@ -441,7 +543,7 @@ func TestRingEventAllocations(t *testing.T) {
 		{"set, 209 bytes", "user:0000001", strings.Repeat("v", 197), EventSet, 2, 48 + 224},
 		{"set, empty value", "k", "", EventSet, 1, 64},
 		{"set, empty key and value", "", "", EventSet, 1, 48},
-		{"delete", "user:0000001", "v", EventDelete, 1, 64},
+		{"delete", "user:0000001", strings.Repeat("v", 40), EventDelete, 1, 64}, // the value is not copied
 		{"delete, long key", strings.Repeat("k", 300), "", EventDelete, 2, 48 + 320},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -451,14 +553,9 @@ func TestRingEventAllocations(t *testing.T) {
 			key, value := strings.Clone(tc.key), strings.Clone(tc.value)
 			requireAllocs(t, "publish", 100, tc.want, func() { r.publish(key, tc.kind, value) })
 			if !raceEnabled && unsafe.Sizeof(0) == 8 { // the sizes are 64-bit ones; the race detector allocates more
-				var got []uint64 // attempts, as requireAllocsIn makes them
-				for range allocAttempts {
-					got = append(got, allocatedBytes(100, func() { r.publish(key, tc.kind, value) }))
-					if got[len(got)-1] == 100*tc.bytes {
-						break
-					}
-				}
-				require.Equal(t, 100*tc.bytes, got[len(got)-1], "bytes allocated by 100 events (attempts: %v)", got)
+				n := 100 * tc.bytes
+				requireCountIn(t, "publish", "bytes", allocatedBytes, 100, n, n, fmt.Sprintf("exactly %d (%d an event)", n, tc.bytes),
+					func() { r.publish(key, tc.kind, value) })
 			}
 
 			c := r.head.Load() - 1
