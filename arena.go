@@ -285,7 +285,9 @@ type arena struct {
 	head headChunk // the chunk small records are appended to
 	// cleaning is the chunk compaction is reading, or noChunk.
 	cleaning uint32
-	_        [4]byte
+	// smalls counts the chunks to merge (see countSmalls): while there are
+	// any, every write owes cleaning, overfull or not.
+	smalls uint32
 
 	meta   []chunk                   // the chunks by number; a free number's b is nil
 	out    *atomic.Pointer[chunkRef] // where readers load their directory from (shard.chunks)
@@ -300,9 +302,13 @@ type arena struct {
 	survivors headChunk
 	// marks are the heads (head, survivors) as compaction last found them
 	// when it picked a chunk to clean (see idleHead).
-	marks  [2]headMark
-	clean  int // compaction's cursor in cleaning
-	strays int // records compaction found neither marked dead nor current: 0 unless a record died without gone (tests check)
+	marks [2]headMark
+	clean int // compaction's cursor in cleaning
+	// merging says cleaning was picked as a small chunk to merge, not for
+	// its garbage: it is cleaned to its end whether or not the shard is
+	// overfull, and its records go to the writes' head (see isSmall).
+	merging bool
+	strays  int // records compaction found neither marked dead nor current: 0 unless a record died without gone (tests check)
 	// Compaction's totals, which benchmarks report: the bytes of records
 	// it read, and of those it copied.
 	cleanRead, cleanCopied int
@@ -407,6 +413,7 @@ func (a *arena) seal(h *headChunk) {
 		if c.live == 0 && no != a.cleaning {
 			a.drop(no)
 		}
+		a.countSmalls()
 	}
 }
 
@@ -423,9 +430,14 @@ func (a *arena) liveOf(no uint32) *int {
 }
 
 // added (under the shard lock) counts a record of n bytes written at l.
+// While there are small chunks to merge, the write owes n bytes of cleaning
+// (see shard.compact).
 func (a *arena) added(l loc, n int) {
 	*a.liveOf(l.no()) += n
 	a.live += n
+	if a.smalls != 0 {
+		a.debt += n
+	}
 }
 
 // gone (under the shard lock) counts the record e as garbage: overwritten,
@@ -469,6 +481,7 @@ func (a *arena) newChunk(b []byte) uint32 {
 	a.held += len(b)
 	a.chunks = append(a.chunks, no)
 	a.publish()
+	a.countSmalls()
 	return no
 }
 
@@ -497,7 +510,7 @@ func (a *arena) drop(no uint32) {
 	a.chunks[c.at], a.meta[last].at = last, c.at
 	a.chunks = a.chunks[:len(a.chunks)-1]
 	if no == a.cleaning {
-		a.cleaning, a.clean = noChunk, 0
+		a.cleaning, a.clean, a.merging = noChunk, 0, false
 	}
 	if a.isHead(no) { // seal retires a head before it may be dropped
 		panic("shardkv: a head chunk dropped")
@@ -507,6 +520,7 @@ func (a *arena) drop(no uint32) {
 	*c = chunk{gen: c.gen}
 	a.free = append(a.free, no)
 	a.publish()
+	a.countSmalls()
 }
 
 // mostGarbage returns the chunk compaction should clean next: the one
@@ -531,6 +545,44 @@ func (a *arena) mostGarbage() uint32 {
 		n := len(a.meta[no].b)
 		if g := n - a.meta[no].live; !a.isHead(no) && g > 0 && int64(g)*int64(size) > int64(most)*int64(n) {
 			best, most, size = no, g, n
+		}
+	}
+	return best
+}
+
+// A small chunk is one sealed at a quarter of the size a new chunk would be
+// now, or less: chunks grow with the shard (chunkSize), and those made while
+// it was small stay, however large it grows, each one more object for the
+// garbage collector to mark and sweep every cycle. A fill to 10M keys
+// leaves 32 such chunks a shard, of 16 to 64 KiB, holding 1 MiB of its 12.
+// Compaction merges them, garbage or not: it copies their records into the
+// writes' head, four or more chunks into one (docs/evidence/merge-small/).
+// Each record is copied at most twice by it (16 KiB chunks merge at 64
+// KiB, those at 256 KiB), so merging costs a write at most two copies of
+// itself, once; a shard that stops growing makes no more small chunks.
+func (a *arena) isSmall(no uint32, size int) bool {
+	return 4*len(a.meta[no].b) <= size && !a.isHead(no) && no != a.cleaning
+}
+
+// countSmalls (under the shard lock) counts the small chunks into
+// a.smalls. It runs whenever a chunk is added, sealed or dropped, or picked
+// for cleaning: a scan of a few dozen chunks, once per chunk.
+func (a *arena) countSmalls() {
+	size, n := a.chunkSize(), uint32(0)
+	for _, no := range a.chunks {
+		if a.isSmall(no, size) {
+			n++
+		}
+	}
+	a.smalls = n
+}
+
+// smallest returns the smallest small chunk, or noChunk if there is none.
+func (a *arena) smallest() uint32 {
+	best, size := noChunk, a.chunkSize()
+	for _, no := range a.chunks {
+		if a.isSmall(no, size) && (best == noChunk || len(a.meta[no].b) < len(a.meta[best].b)) {
+			best = no
 		}
 	}
 	return best
@@ -590,6 +642,13 @@ func (a *arena) reset() {
 		meta[i] = chunk{gen: meta[i].gen}
 		a.free = append(a.free, uint32(len(meta)-1-i))
 	}
+}
+
+// wantsCleaning (under the shard lock) reports whether writes should pay
+// for cleaning: the shard is overfull, or merges a small chunk, or has one
+// to merge.
+func (a *arena) wantsCleaning() bool {
+	return a.overfull() || a.merging || a.smalls != 0
 }
 
 // overfull reports whether the shard holds enough garbage that writes

@@ -25,6 +25,21 @@ func checkArenaBound(t *testing.T, what string, a *arena) {
 	if headRoom := headsRoom(a); a.held-a.used != headRoom { // used counts sealed chunks' tails
 		t.Fatalf("%s: %d bytes held, %d used, but the heads have %d free", what, a.held, a.used, headRoom)
 	}
+	if n := smallChunks(a); a.smalls != n {
+		t.Fatalf("%s: %d small chunks counted, %d held\n%s", what, a.smalls, n, arenaState(a))
+	}
+}
+
+// smallChunks counts a's small chunks (see arena.isSmall) afresh.
+func smallChunks(a *arena) uint32 {
+	n := uint32(0)
+	for _, no := range a.chunks {
+		c := &a.meta[no]
+		if 4*len(c.b) <= a.chunkSize() && no != a.head.no && no != a.survivors.no && no != a.cleaning {
+			n++
+		}
+	}
+	return n
 }
 
 // headsRoom is what a's two heads have not yet filled: all that is held
@@ -102,6 +117,51 @@ func TestCompactionBoundsMemory(t *testing.T) {
 	}
 	if a := &h.sh.a; a.live != 0 || a.held > garbageAllowance+compactStep+maxChunk {
 		t.Fatalf("empty shard: live %d, %d bytes held in %d chunks", a.live, a.held, len(a.chunks))
+	}
+}
+
+// TestCompactionMergesSmallChunks: the chunks a shard made while it was
+// small are merged as it grows, so a large shard holds none a quarter the
+// size of a new one or smaller; a fill leaves the last ones for the writes
+// after it. Every key stays readable, and the bound holds, throughout.
+func TestCompactionMergesSmallChunks(t *testing.T) {
+	const keys = 40000 // about 4 MiB of records: chunks grow from 16 to 256 KiB
+	h := newTableHarness(t, xxhashString)
+	h.vmax = 100
+	most := uint32(0)
+	for i := range keys {
+		h.put(fmt.Sprint("key", i))
+		if i%500 == 0 {
+			checkArenaBound(t, "fill", &h.sh.a)
+			most = max(most, h.sh.a.smalls)
+		}
+	}
+	a := &h.sh.a
+	if a.chunkSize() != maxChunk {
+		t.Fatalf("the fill reached chunks of %d bytes, want %d", a.chunkSize(), maxChunk)
+	}
+	if most == 0 {
+		t.Fatal("the fill never had a small chunk to merge")
+	}
+	// The writes of the fill pay for the merging: what is left is at most
+	// the chunks the last doubling of chunkSize made small (8 of 64 KiB).
+	if n := smallChunks(a); n > 10 {
+		t.Fatalf("%d small chunks left by the fill\n%s", n, arenaState(a))
+	}
+	h.check(nil)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range keys / 4 {
+		h.put(fmt.Sprint("key", rng.IntN(keys)))
+	}
+	checkArenaBound(t, "overwrites", a)
+	h.check(nil)
+	if n := smallChunks(a); n != 0 || a.merging {
+		t.Fatalf("%d small chunks left (merging: %v)\n%s", n, a.merging, arenaState(a))
+	}
+	for _, no := range a.chunks {
+		if size := len(a.meta[no].b); size < maxChunk/2 {
+			t.Fatalf("chunk %d of %d bytes in a shard of %d-byte chunks\n%s", no, size, maxChunk, arenaState(a))
+		}
 	}
 }
 

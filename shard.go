@@ -317,6 +317,16 @@ func (sh *shard) reset() int {
 // writes that made the garbage. A large record is never copied: its
 // chunk holds only it, and goes when it does.
 //
+// The same cleaning merges small chunks (arena.isSmall: made while the
+// shard was a quarter its size or less), overfull or not: while there are
+// any, every write of n bytes also owes n bytes (arena.added), and a
+// cleaning that finds the shard not overfull picks the smallest of them
+// and copies its records into the writes' head (not the survivors': a
+// growing shard would otherwise keep a second head half empty). Merging
+// frees what it copies once the chunk is dropped, so it adds nothing
+// lasting to what is held, only the copies of one small chunk while it
+// runs, which the bound below allows for as it does the cleaned chunk's.
+//
 // Why what is held stays within twice the live bytes: cleaning starts when
 // garbage (sealed chunks' unfilled tails included) exceeds 3/4 of the live
 // bytes plus garbageAllowance. Then the chunk whose bytes are most garbage
@@ -374,7 +384,7 @@ func (sh *shard) compact() {
 	if a.debt < compactMin {
 		return
 	}
-	if !a.overfull() {
+	if !a.wantsCleaning() {
 		a.debt = 0
 		return
 	}
@@ -384,14 +394,23 @@ func (sh *shard) compact() {
 	// overfull is checked once a batch: copying adds garbage (the copy's
 	// bytes in used, the original's still held), so only a drop can end
 	// it, and a drop ends a batch.
-	for budget > 0 && a.overfull() {
+	for budget > 0 && a.wantsCleaning() {
 		no := a.cleaning
 		if no == noChunk {
-			if no = a.idleHead(); no == noChunk {
-				if no = a.mostGarbage(); no == noChunk {
-					break
+			if a.overfull() {
+				if no = a.idleHead(); no == noChunk {
+					if no = a.mostGarbage(); no != noChunk {
+						a.cleaning, a.clean = no, 0
+					}
 				}
-				a.cleaning, a.clean = no, 0
+			} else if no = a.smallest(); no != noChunk { // small chunks to merge
+				a.cleaning, a.clean, a.merging = no, 0, true
+				a.countSmalls()
+			} else {
+				a.smalls = 0
+			}
+			if no == noChunk {
+				break
 			}
 		}
 		c := &a.meta[no]
@@ -437,10 +456,14 @@ func (sh *shard) compact() {
 			}
 			a.meta[no].live -= m.size
 			a.cleanCopied += m.size
-			nl, nb := a.reserveOn(&a.survivors, m.size)
+			to := &a.survivors
+			if a.merging {
+				to = &a.head
+			}
+			nl, nb := a.reserveOn(to, m.size)
 			copy(nb[nl.off():nl.off()+m.size], b[m.off:m.off+m.size])
 			sh.tab.Load().setLoc(s, nl)
-			a.survivors.live += m.size // moved: the shard's live bytes stay
+			to.live += m.size // moved: the shard's live bytes stay
 		}
 	}
 }
