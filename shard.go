@@ -378,7 +378,7 @@ type moving struct {
 }
 
 // compact (under mu) pays some of the shard's cleaning debt, if it is
-// overfull.
+// overfull or has small chunks to merge (arena.wantsCleaning).
 func (sh *shard) compact() {
 	a := &sh.a
 	if a.debt < compactMin {
@@ -391,9 +391,9 @@ func (sh *shard) compact() {
 	budget := min(a.debt, compactStep)
 	a.debt -= budget
 	var batch [compactBatch]moving
-	// overfull is checked once a batch: copying adds garbage (the copy's
-	// bytes in used, the original's still held), so only a drop can end
-	// it, and a drop ends a batch.
+	// wantsCleaning is checked once a batch: copying adds garbage (the
+	// copy's bytes in used, the original's still held), so only a drop can
+	// end overfull or a merge, and a drop ends a batch.
 	for budget > 0 && a.wantsCleaning() {
 		no := a.cleaning
 		if no == noChunk {
@@ -405,13 +405,11 @@ func (sh *shard) compact() {
 				}
 			} else if no = a.smallest(); no != noChunk { // small chunks to merge
 				a.cleaning, a.clean, a.merging = no, 0, true
-				a.countSmalls()
-			} else {
-				a.smalls = 0
 			}
 			if no == noChunk {
 				break
 			}
+			a.countSmalls() // the chunk picked, small or not, is counted no more
 		}
 		c := &a.meta[no]
 		if a.clean >= c.used || c.live == 0 {

@@ -313,6 +313,65 @@ func TestRecordEdges(t *testing.T) {
 	}
 }
 
+// TestProbeRestartsWhenItsChunkIsDropped: a reader that loaded a table
+// before it was replaced, and reaches a record whose chunk compaction has
+// since dropped, is told so (dropped), and get, starting again from the
+// index, finds the key's current record. The concurrent tests reach this
+// path only by chance; this one reaches it every run.
+func TestProbeRestartsWhenItsChunkIsDropped(t *testing.T) {
+	h := newTableHarness(t, xxhashString)
+	h.put("k")
+	hv := h.hash("k")
+	tag := tagOf(hv)
+	first, mask := h.sh.tab.Load().slots(tag) // the table as a reader loaded it
+	var old entry
+	s := h.sh.find("k", hv, &old)
+	if s == nil {
+		t.Fatal("k not found")
+	}
+	oldLoc := old.l
+	// Grow the shard until k's table is replaced, then overwrite every key
+	// until the chunk of k's first record is dropped.
+	for i := 0; ; i++ {
+		if f, _ := h.sh.tab.Load().slots(tag); f != first {
+			break
+		}
+		if i == 100000 {
+			t.Fatal("k's table was never replaced")
+		}
+		h.put(fmt.Sprint("key", i))
+	}
+	for round := 0; chunkAt(h.sh.chunks.Load(), oldLoc) != nil; round++ {
+		if round == 10000 {
+			t.Fatal("the chunk of k's first record was never dropped")
+		}
+		for k := range h.model {
+			h.put(k)
+		}
+	}
+	if got := loc(slotAt(first, indexOf(first, mask, oldLoc)).loc.Load()); got != oldLoc {
+		t.Fatalf("the replaced table's slot changed: %v, want %v", got, oldLoc)
+	}
+	if _, _, found, dropped := probe(first, mask, "k", tag, &h.sh.chunks); found || !dropped {
+		t.Fatalf("probe of the replaced table: found %v, dropped %v; want dropped", found, dropped)
+	}
+	v, _, ok := h.sh.get("k", hv)
+	if !ok || v != h.model["k"].value {
+		t.Fatalf("get after the drop: %q, %v; want %q", v, ok, h.model["k"].value)
+	}
+}
+
+// indexOf returns the index of the slot holding l in the table of first
+// and mask.
+func indexOf(first *slot, mask uint32, l loc) uint32 {
+	for i := uint32(0); i <= mask; i++ {
+		if loc(slotAt(first, i).loc.Load()) == l {
+			return i
+		}
+	}
+	panic("no slot holds the loc")
+}
+
 // TestTableReadersNeverMissAStableKey runs lock-free gets of keys that are
 // always present while a writer churns other keys around them: inserts into
 // tombs, removes that turn tombs back to empty, overwrites, rebuilds,
