@@ -271,12 +271,21 @@ func (sh *shard) scanTable(c uint64, collect func(entry)) uint64 {
 	maxD := uint(d.maxDepth())
 	t := d.entries[c>>(maxD-uint(d.depth))].t.Load()
 	span := uint64(1) << (maxD - uint(t.depth))
+	base := c &^ (span - 1)
 	for i := range t.slots() {
-		if l := loc(t.slots()[i].loc.Load()); l != locEmpty && l != locTomb {
+		s := &t.slots()[i]
+		if l := loc(s.loc.Load()); l != locEmpty && l != locTomb {
+			// A table starts where the last one ended, unless the shard was
+			// cleared since (a directory never gets shallower otherwise):
+			// then this one also covers the range already visited, whose
+			// keys, added since the clear, must not be collected twice.
+			if base < c && uint64(s.tag()<<d.sbits>>(32-maxD)) < c {
+				continue
+			}
 			collect(readAt(sh.a.bytes(l), l))
 		}
 	}
-	return c&^(span-1) + span
+	return base + span
 }
 
 // reset (under mu) drops every entry and timer, and returns how many

@@ -26,6 +26,15 @@ import "unsafe"
 // (it started late, because it was mostly tombs when it crossed splitAt)
 // copies the rest then, as a split always did.
 //
+// What it costs: a split's halves are held from its start until its table
+// fills, and every change to a copied slot is made twice meanwhile. A
+// table that stops growing inside the window (a store that stops growing)
+// keeps its halves, twice its own size, and goes on mirroring into them.
+// Under a uniform hash a shard's tables fill at one pace, so at some store
+// sizes many of them are in the window at once, and the index then holds
+// up to twice its tables' bytes more. Not changed: a later start narrows
+// the window but leaves that worst case as it is.
+//
 // Readers never see the halves before they are published: the store that
 // publishes them orders every write to them before it, as for any table.
 // The table being split is the one readers use until then, changed as any
@@ -107,9 +116,6 @@ func (p *pending) step(n uint32) {
 	}
 	p.next = end
 }
-
-// done reports whether every slot of the old table is copied.
-func (p *pending) done() bool { return p.next > p.old.mask }
 
 // twin returns the copy, in a half, of the old table's slot s, which is
 // copied and holds a record (loc l).

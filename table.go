@@ -9,10 +9,16 @@ import (
 // (extendible hashing, as Go 1.24's map): the directory picks a table by
 // the hash bits just below the shard's, and a table is probed linearly.
 // A table holds at most maxTableSlots slots; one that fills is split in
-// two, copying only its own entries, so no insert ever copies more than
-// maxTableSlots slots however large the store. Slots hold integers only (a
-// tag and timer word, and the record's loc), so the tables are pointer-free
-// and the garbage collector marks one object per table.
+// two, a step at a time (split.go), so no insert copies more than a
+// table's entries (a rebuild without its tombs, or a small table's last
+// doubling: at most 3072), however large the store. Only a table no split can part grows past
+// maxTableSlots (keys whose hashes agree on far more bits than chance
+// allows, or a directory as deep as it may go: see makeRoom and maxDepth),
+// and then its copies, and what an iterator gathers from it under the
+// lock, grow with it: the bounds of 3072 entries stated elsewhere assume
+// hashes that xxhash gives. Slots hold integers only (a tag and timer word,
+// and the record's loc), so the tables are pointer-free and the garbage
+// collector marks one object per table.
 //
 // Readers load the directory and a table's slots with atomic loads and no
 // lock; writers change them under the shard lock. A table is never changed
@@ -55,7 +61,8 @@ func (s *slot) timer() tref { return tref(s.meta.Load()) }
 
 // set writes a slot of a table that is not published yet, with plain
 // stores: nothing else can see the table, and the atomic store that
-// publishes it (a new directory) orders these writes before any reader's
+// publishes it (a directory entry's, or a new directory's) orders these
+// writes before any reader's
 // loads. An atomic store is a full barrier on most machines, and a split
 // writes hundreds of slots.
 func (s *slot) set(meta uint64, l loc) {
@@ -179,10 +186,9 @@ func (t *table) remove(s *slot) {
 	}
 }
 
-// copyInto (under the shard lock) inserts every live slot of t into lo,
-// or, if hi is not nil, into lo or hi by the tag's bit: one pass over t.
-// lo and hi are not published yet.
-func (t *table) copyInto(lo, hi *table, bit uint32) {
+// copyInto (under the shard lock) inserts every live slot of t into nt,
+// which is not published yet: one pass over t.
+func (t *table) copyInto(nt *table) {
 	for i := range t.slots() {
 		s := &t.slots()[i]
 		l := loc(s.loc.Load())
@@ -190,12 +196,7 @@ func (t *table) copyInto(lo, hi *table, bit uint32) {
 			continue
 		}
 		m := s.meta.Load()
-		tag := uint32(m >> 32)
-		nt := lo
-		if hi != nil && tag&bit != 0 {
-			nt = hi
-		}
-		j := nt.home(tag)
+		j := nt.home(uint32(m >> 32))
 		for loc(nt.slots()[j].loc.Load()) != locEmpty {
 			j = (j + 1) & nt.mask
 		}
@@ -331,7 +332,7 @@ func (d *directory) makeRoom(tag uint32, sp *spares) *directory {
 		n *= 2
 	}
 	nt := newTable(n, t.depth)
-	t.copyInto(nt, nil, 0)
+	t.copyInto(nt)
 	return d.replace(i, t, nt, nil)
 }
 

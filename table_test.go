@@ -180,6 +180,11 @@ func (h *tableHarness) checkSplits() {
 			if live != int(half.live) || used != int(half.used) {
 				h.t.Fatalf("split %d: a half holds %d live, %d used; it says %d, %d", k, live, used, half.live, half.used)
 			}
+			// Installed, a half is probed by readers: a quarter of its slots
+			// must stay empty, or a probe might not end.
+			if 4*used > 3*len(half.slots()) {
+				h.t.Fatalf("split %d: a half has %d of %d slots used, past 3/4", k, used, len(half.slots()))
+			}
 		}
 		if len(want) != 0 {
 			h.t.Fatalf("split %d: %d copied entries missing from the halves", k, len(want))
@@ -218,15 +223,18 @@ func TestTableAgainstModel(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/seed=%d", hc.name, seed), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, 7))
 				h := newTableHarness(t, hc.fn)
-				nkeys := 3000 // enough for splits (768 keys fill a table)
+				nkeys, steps := 3000, 20000 // enough for splits (768 keys fill a table)
 				if hc.name == "one-hash" {
-					nkeys = 300 // every probe compares every key
+					// Every probe compares every key: few keys and steps, but
+					// enough (2/3 of the keys present) to fill a table, which
+					// no split can part.
+					nkeys, steps = 1200, 8000
 				}
 				keys := make([]string, nkeys)
 				for i := range keys {
 					keys[i] = fmt.Sprint("key", i)
 				}
-				for step := range 20000 {
+				for step := range steps {
 					k := keys[rng.IntN(len(keys))]
 					if rng.IntN(3) == 0 {
 						h.del(k)
@@ -238,6 +246,13 @@ func TestTableAgainstModel(t *testing.T) {
 					}
 				}
 				h.check(keys)
+				if hc.name == "one-hash" {
+					grown := false
+					h.sh.tab.Load().each(func(tb *table) { grown = grown || len(tb.slots()) > testTableSlots })
+					if !grown {
+						t.Fatal("no table grew past the split size: the keys a split cannot part were parted")
+					}
+				}
 				for _, k := range keys {
 					h.del(k)
 				}
@@ -444,7 +459,7 @@ func xxhashString(k string) uint64 { return xxhash.Sum64String(k) }
 const testTableSlots = maxTableSlots / 4
 
 // FuzzTable drives one shard's index and arena with the operations the
-// input spells, over a small key space and a hash whose tag has at most 4
+// input spells, over a small key space and a hash whose tag has at most 3
 // varying home bits and 4 varying table bits, so that probe runs are long
 // and shared, tombs pile up, tables split and compaction runs; after every
 // operation the shard must agree with the model (see tableHarness.check).
@@ -481,6 +496,44 @@ func FuzzTable(f *testing.F) {
 		}
 		h.check(keys)
 	})
+}
+
+// TestScanAfterClearListsNoKeyTwice: a shard cleared between two of a
+// scan's lock holds has one table again, covering the hash range the scan
+// has visited too; the keys written since, there, are not collected again
+// (200 of the keys the scan collected before the clear are written again).
+func TestScanAfterClearListsNoKeyTwice(t *testing.T) {
+	h := newTableHarness(t, xxhashString)
+	const n = 4 * testTableSlots * 3 / 4 // several tables
+	for i := range n {
+		h.put(fmt.Sprint("key", i))
+	}
+	if h.sh.tab.Load().depth < 2 {
+		t.Fatal("the shard has fewer than 4 tables")
+	}
+	seen := map[string]int{}
+	holds := 0
+	h.sh.scan(func(e entry) { seen[strings.Clone(e.key)]++ }, func() bool {
+		if holds++; holds == 2 { // clear, and write a table's worth of the keys again
+			h.sh.mu.Lock()
+			h.sh.reset()
+			h.sh.mu.Unlock()
+			clear(h.model)
+			for i := range 200 {
+				h.put(fmt.Sprint("key", i))
+			}
+		}
+		return true
+	})
+	if holds < 3 {
+		t.Fatalf("the scan took %d lock holds, want the clear between two", holds)
+	}
+	for k, c := range seen {
+		if c > 1 {
+			t.Fatalf("%q collected %d times", k, c)
+		}
+	}
+	h.check(nil)
 }
 
 // TestScanListsStableKeysOnceUnderSplits lists a shard while a writer adds
@@ -609,3 +662,6 @@ func TestSplitStepsKeepHalvesInStep(t *testing.T) {
 		}
 	})
 }
+
+// done reports whether every slot of the old table is copied.
+func (p *pending) done() bool { return p.next > p.old.mask }
