@@ -111,7 +111,8 @@ type ringNode struct {
 	// own; for a report of lost events, nowhere (nil).
 	data unsafe.Pointer
 	op   string
-	// n is the value's length for an event, and for a report how many
+	// n is the value's length for an event (0 for a big node, whose Event
+	// has its own), and for a report how many
 	// events were lost before they reached the ring (a cluster backend's
 	// watch that could not deliver them): a reader at it is told it
 	// missed n events.
