@@ -553,10 +553,10 @@ func (a *arena) mostGarbage() uint32 {
 // A small chunk is one sealed at a quarter of the size a new chunk would be
 // now, or less: chunks grow with the shard (chunkSize), and those made while
 // it was small stay, however large it grows, each one more object for the
-// garbage collector to mark and sweep every cycle: merged, a fill to 10M
-// keys holds 26 fewer chunks a shard (8,272 objects live where 9,962 were:
-// docs/evidence/merge-small/). Compaction merges them, garbage or not: it copies their records into the
-// writes' head, four or more chunks into one.
+// garbage collector to mark and sweep every cycle. Compaction merges them,
+// garbage or not: it copies their records into the writes' head, four or
+// more chunks into one, so that a fill to 10M keys holds 26 fewer chunks a
+// shard (8,272 objects live where 9,962 were: docs/evidence/merge-small/).
 // Each record is copied at most twice by it (16 KiB chunks merge at 64
 // KiB, those at 256 KiB), so merging costs a write at most two copies of
 // itself, once; a shard that stops growing makes no more small chunks.
@@ -565,9 +565,10 @@ func (a *arena) isSmall(no uint32, size int) bool {
 }
 
 // countSmalls (under the shard lock) counts the small chunks into
-// a.smalls. It runs whenever a chunk is added, sealed or dropped, or picked
-// for cleaning: a scan of a few dozen chunks, once per chunk.
-func (a *arena) countSmalls() {
+// a.smalls, and returns the count. It runs whenever a chunk is added,
+// sealed or dropped, or picked for cleaning: a scan of a few dozen chunks,
+// once per chunk.
+func (a *arena) countSmalls() uint32 {
 	size, n := a.chunkSize(), uint32(0)
 	for _, no := range a.chunks {
 		if a.isSmall(no, size) {
@@ -575,6 +576,7 @@ func (a *arena) countSmalls() {
 		}
 	}
 	a.smalls = n
+	return n
 }
 
 // smallest returns the smallest small chunk, or noChunk if there is none.

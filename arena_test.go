@@ -25,21 +25,9 @@ func checkArenaBound(t *testing.T, what string, a *arena) {
 	if headRoom := headsRoom(a); a.held-a.used != headRoom { // used counts sealed chunks' tails
 		t.Fatalf("%s: %d bytes held, %d used, but the heads have %d free", what, a.held, a.used, headRoom)
 	}
-	if n := smallChunks(a); a.smalls != n {
-		t.Fatalf("%s: %d small chunks counted, %d held\n%s", what, a.smalls, n, arenaState(a))
+	if kept := a.smalls; a.countSmalls() != kept { // the count kept, against one afresh
+		t.Fatalf("%s: %d small chunks counted, %d held\n%s", what, kept, a.smalls, arenaState(a))
 	}
-}
-
-// smallChunks counts a's small chunks (see arena.isSmall) afresh.
-func smallChunks(a *arena) uint32 {
-	n := uint32(0)
-	for _, no := range a.chunks {
-		c := &a.meta[no]
-		if 4*len(c.b) <= a.chunkSize() && no != a.head.no && no != a.survivors.no && no != a.cleaning {
-			n++
-		}
-	}
-	return n
 }
 
 // headsRoom is what a's two heads have not yet filled: all that is held
@@ -145,7 +133,7 @@ func TestCompactionMergesSmallChunks(t *testing.T) {
 	}
 	// The writes of the fill pay for the merging: what is left is at most
 	// the chunks the last doubling of chunkSize made small (8 of 64 KiB).
-	if n := smallChunks(a); n > 10 {
+	if n := a.countSmalls(); n > 10 {
 		t.Fatalf("%d small chunks left by the fill\n%s", n, arenaState(a))
 	}
 	h.check(nil)
@@ -155,7 +143,7 @@ func TestCompactionMergesSmallChunks(t *testing.T) {
 	}
 	checkArenaBound(t, "overwrites", a)
 	h.check(nil)
-	if n := smallChunks(a); n != 0 || a.merging {
+	if n := a.countSmalls(); n != 0 || a.merging {
 		t.Fatalf("%d small chunks left (merging: %v)\n%s", n, a.merging, arenaState(a))
 	}
 	for _, no := range a.chunks {
