@@ -112,10 +112,9 @@ type ringNode struct {
 	data unsafe.Pointer
 	op   string
 	// n is the value's length for an event (0 for a big node, whose Event
-	// has its own), and for a report how many
-	// events were lost before they reached the ring (a cluster backend's
-	// watch that could not deliver them): a reader at it is told it
-	// missed n events.
+	// has its own), and for a report how many events were lost before they
+	// reached the ring (a cluster backend's watch that could not deliver
+	// them): a reader at it is told it missed n events.
 	n    uint64
 	klen uint32
 	// kind is kept as given: a backend may send any EventKind, and its

@@ -11,12 +11,12 @@ import (
 // A table holds at most maxTableSlots slots; one that fills is split in
 // two, a step at a time (split.go), so no insert copies more than a
 // table's entries (a rebuild without its tombs, or a small table's last
-// doubling: at most 3072), however large the store. Only a table no split can part grows past
-// maxTableSlots (keys whose hashes agree on far more bits than chance
-// allows, or a directory as deep as it may go: see makeRoom and maxDepth),
-// and then its copies, and what an iterator gathers from it under the
-// lock, grow with it: the bounds of 3072 entries stated elsewhere assume
-// hashes that xxhash gives. Slots hold integers only (a tag and timer word,
+// doubling: at most 3072), however large the store. Only a table no split
+// can part grows past maxTableSlots (keys whose hashes agree on far more
+// bits than chance allows, or a directory as deep as it may go: see
+// makeRoom and maxDepth), and then its copies, and what an iterator
+// gathers from it under the lock, grow with it: the bounds of 3072 entries
+// stated elsewhere assume hashes that xxhash gives. Slots hold integers only (a tag and timer word,
 // and the record's loc), so the tables are pointer-free and the garbage
 // collector marks one object per table.
 //
@@ -62,9 +62,8 @@ func (s *slot) timer() tref { return tref(s.meta.Load()) }
 // set writes a slot of a table that is not published yet, with plain
 // stores: nothing else can see the table, and the atomic store that
 // publishes it (a directory entry's, or a new directory's) orders these
-// writes before any reader's
-// loads. An atomic store is a full barrier on most machines, and a split
-// writes hundreds of slots.
+// writes before any reader's loads. An atomic store is a full barrier on
+// most machines, and a split writes hundreds of slots.
 func (s *slot) set(meta uint64, l loc) {
 	*(*uint64)(unsafe.Pointer(&s.meta)) = meta
 	*(*uint64)(unsafe.Pointer(&s.loc)) = uint64(l)
@@ -191,18 +190,10 @@ func (t *table) remove(s *slot) {
 func (t *table) copyInto(nt *table) {
 	for i := range t.slots() {
 		s := &t.slots()[i]
-		l := loc(s.loc.Load())
-		if l == locEmpty || l == locTomb {
-			continue
+		if l := loc(s.loc.Load()); l != locEmpty && l != locTomb {
+			m := s.meta.Load()
+			nt.put(uint32(m>>32), l, tref(m))
 		}
-		m := s.meta.Load()
-		j := nt.home(uint32(m >> 32))
-		for loc(nt.slots()[j].loc.Load()) != locEmpty {
-			j = (j + 1) & nt.mask
-		}
-		nt.slots()[j].set(m, l)
-		nt.live++
-		nt.used++
 	}
 }
 
